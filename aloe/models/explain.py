@@ -1,0 +1,43 @@
+"""Explanations from the model itself: contributions W(x)·x of the 6-channel input, plus the
+contribution of the constant inputs ([CLS], registers, positions), which together sum to the target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from aloe.bcos import explanation_mode, to_six_channel
+from aloe.models.outputs import EncoderOutput
+from aloe.models.student import BcosStudent
+
+
+@dataclass
+class Explanation:
+    image: torch.Tensor  # (N, 6, H, W) contributions W(x)·x on [x, 1 - x]
+    constant: torch.Tensor  # (N,) contribution of the constant inputs
+    target: torch.Tensor  # (N,) the explained value
+    weights: torch.Tensor  # (N, 6, H, W) the dynamic linear map W(x)
+
+
+def explain(student: BcosStudent, pixels: torch.Tensor, target: Callable[[EncoderOutput], torch.Tensor]) -> Explanation:
+    """``target`` maps the student output to one scalar per image, e.g. ``lambda o: o.pooler_output @ w``."""
+    if not isinstance(student, BcosStudent):
+        raise TypeError(f"explain() needs a B-cos student, got {type(student).__name__}; "
+                        "explain a conventional teacher with a post-hoc method instead")
+    x6 = to_six_channel(pixels.to(next(student.parameters()).dtype)).detach().requires_grad_(True)
+    constants = {k: v.detach().clone().requires_grad_(True) for k, v in student.constant_inputs(x6.shape[0]).items()}
+    with torch.enable_grad(), explanation_mode(student):
+        value = target(student.forward_six(x6, constants=constants))
+        if value.ndim != 1 or value.shape[0] != x6.shape[0]:
+            raise ValueError(f"target must return one scalar per image, shape ({x6.shape[0]},), got {tuple(value.shape)}")
+        inputs = [x6, *constants.values()]
+        grads = torch.autograd.grad(value.sum(), inputs, allow_unused=True)
+    weights = grads[0]
+    constant = torch.zeros_like(value)
+    for c, g in zip(constants.values(), grads[1:]):
+        if g is not None:
+            constant = constant + (g * c).flatten(1).sum(1)
+    return Explanation(image=(weights * x6).detach(), constant=constant.detach(), target=value.detach(),
+                       weights=weights.detach())

@@ -1,0 +1,38 @@
+"""DINOv3's 2-D rotary position embedding on patch tokens (prefix tokens are not rotated).
+
+Written from the DINOv3 formulation: patch-centre coordinates in [-1, 1], per-axis
+frequencies 1 / theta^(4i/d_head), angles 2π·coord·freq, applied as q·cos + rotate_half(q)·sin.
+Training-time coordinate augmentation is not used: the student mirrors the teacher at eval.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def rope_tables(grid: int, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables of shape (grid², head_dim) for a square patch grid."""
+    if head_dim % 4:
+        raise ValueError(f"2-D RoPE needs a head dim divisible by 4, got {head_dim}")
+    centres = (torch.arange(grid, dtype=torch.float32) + 0.5) / grid * 2.0 - 1.0
+    coords = torch.stack(torch.meshgrid(centres, centres, indexing="ij"), dim=-1).flatten(0, 1)  # (P, 2) as (y, x)
+    inv_freq = 1.0 / theta ** torch.arange(0, 1, 4 / head_dim, dtype=torch.float32)  # (head_dim / 4,)
+    angles = (2 * math.pi * coords[:, :, None] * inv_freq[None, None, :]).flatten(1, 2).tile(2)  # (P, head_dim)
+    return angles.cos(), angles.sin()
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, num_prefix: int):
+    """Rotate the patch tokens of (N, heads, T, d) queries and keys."""
+    def rotate(x: torch.Tensor) -> torch.Tensor:
+        prefix, patches = x[..., :num_prefix, :], x[..., num_prefix:, :]
+        c, s = cos.to(x.dtype), sin.to(x.dtype)
+        return torch.cat((prefix, patches * c + _rotate_half(patches) * s), dim=-2)
+
+    return rotate(q), rotate(k)
