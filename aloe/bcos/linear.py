@@ -1,7 +1,13 @@
 """B-cos linear and patch-convolution layers (unnormalised weights, no bias).
 
-``out = (w·x) * |cos(w, x)|^(B-1)`` with ``cos = w·x / (||w|| ||x|| + eps)``. With B = 1 this is a
-plain bias-free linear map, which is what makes the teacher-equivalence test possible.
+``out = (w·x) * |cos(w, x)|^(B-1)`` with ``cos = w·x / ((||w|| + eps)(||x|| + eps))``. With B = 1
+this is a plain bias-free linear map, which is what makes the teacher-equivalence test possible.
+
+For B = 2 outside explanation mode the linear layer uses an equivalent factorised form,
+``z = (x / sqrt(||x|| + eps)) @ (w / sqrt(||w|| + eps))ᵀ; out = z·|z|``, which moves the
+normalisation onto the (smaller) input and weight tensors and needs a single fused
+signed-square on the output: on CPU the elementwise passes over the output, not the matmul,
+dominated the naive form.
 """
 
 from __future__ import annotations
@@ -19,11 +25,25 @@ EPS = 1e-6
 
 def bcos_scale(linear_out: torch.Tensor, w_norm: torch.Tensor, x_norm: torch.Tensor, b: float) -> torch.Tensor:
     """The dynamic factor |cos|^(B-1), broadcast against ``linear_out``."""
-    cos = linear_out / (w_norm * x_norm + EPS)
+    cos = linear_out / ((w_norm + EPS) * (x_norm + EPS))
     scale = cos.abs()
     if b != 2:
         scale = scale.pow(b - 1)
     return scale
+
+
+class _SignedSquare(torch.autograd.Function):
+    """z -> z·|z| with the two-pass backward 2·|z|·grad."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(z)
+        return z * z.abs()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (z,) = ctx.saved_tensors
+        return grad * z.abs() * 2
 
 
 class BcosLinear(DynamicLinear):
@@ -38,9 +58,13 @@ class BcosLinear(DynamicLinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
             raise ValueError(f"BcosLinear expects last dim {self.in_features}, got shape {tuple(x.shape)}")
-        out = F.linear(x, self.weight)
         if self.b == 1:
-            return out
+            return F.linear(x, self.weight)
+        if self.b == 2 and not self.explanation_mode:
+            ws = self.weight / (self.weight.norm(dim=1, keepdim=True) + EPS).sqrt()
+            xs = x / (x.norm(dim=-1, keepdim=True) + EPS).sqrt()
+            return _SignedSquare.apply(F.linear(xs, ws))
+        out = F.linear(x, self.weight)
         x_norm = x.norm(dim=-1, keepdim=True)
         w_norm = self.weight.norm(dim=1)
         scale = bcos_scale(out, w_norm, x_norm, self.b)
