@@ -1,0 +1,111 @@
+"""Collect result records into one index keyed by table cell, with errors that name the cell.
+
+Record convention for ablations (documented in ``aloe/tables/README.md``): the main runs use
+variant "teacher", "bcosification" or "aloe"; an ablation run of ALOE uses the variant string
+``"aloe:<axis>=<setting>"`` with axis one of ABLATION_AXES, e.g. "aloe:depths=L",
+"aloe:loss=mse", "aloe:data=0.01" (share of the alignment set). A record may instead keep
+variant "aloe" and carry ``params["ablation"] = "<axis>=<setting>"``; both spell the same cell.
+GridPG records name their attribution method in ``params["method"]``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from aloe.eval.records import read_records
+
+ABLATION_AXES = ("depths", "loss", "data")
+
+
+class MissingRecordError(LookupError):
+    """A table cell that the table spec requires has no record."""
+
+
+@dataclass(frozen=True)
+class CellKey:
+    backbone: str
+    variant: str
+    dataset: str
+    metric: str
+    method: str = ""  # attribution method, GridPG records only
+
+    def describe(self) -> str:
+        extra = f", method={self.method!r}" if self.method else ""
+        return (f"(backbone={self.backbone!r}, variant={self.variant!r}, dataset={self.dataset!r}, "
+                f"metric={self.metric!r}{extra})")  # fmt: skip
+
+
+def parse_variant(variant: str) -> tuple[str, str, str]:
+    """"aloe:loss=mse" -> ("aloe", "loss", "mse"); "aloe" -> ("aloe", "", "")."""
+    base, sep, ablation = variant.partition(":")
+    if not sep:
+        return base, "", ""
+    axis, eq, setting = ablation.partition("=")
+    if not eq or axis not in ABLATION_AXES or not setting:
+        raise ValueError(f"variant {variant!r} is not '<variant>:<axis>=<setting>' with axis in {ABLATION_AXES}")
+    return base, axis, setting
+
+
+def ablation_variant(axis: str, setting: str, base: str = "aloe") -> str:
+    variant = f"{base}:{axis}={setting}"
+    parse_variant(variant)
+    return variant
+
+
+def record_variant(record: Mapping[str, Any]) -> str:
+    """The record's variant with a params["ablation"] folded into the variant string."""
+    variant = str(record["variant"])
+    ablation = (record.get("params") or {}).get("ablation")
+    if ablation and ":" not in variant:
+        variant = f"{variant}:{ablation}"
+    parse_variant(variant)
+    return variant
+
+
+class RecordIndex:
+    """Record values by CellKey; two records for one cell are an error naming both files."""
+
+    def __init__(self, records: Iterable[tuple[Mapping[str, Any], str]]):
+        self._cells: dict[CellKey, tuple[float, str]] = {}
+        self.num_files = 0
+        for rec, source in records:
+            params = rec.get("params") or {}
+            key = CellKey(str(rec["backbone"]), record_variant(rec), str(rec["dataset"]), str(rec["metric"]),
+                          str(params.get("method", "")) if rec["metric"] == "gridpg" else "")  # fmt: skip
+            if key in self._cells:
+                raise ValueError(f"two records for cell {key.describe()}: {self._cells[key][1]} and {source}; "
+                                 "pass select= to keep one of them")  # fmt: skip
+            self._cells[key] = (float(rec["value"]), source)
+
+    @classmethod
+    def from_files(cls, paths: Iterable[str | os.PathLike], select: Mapping[str, Any] | None = None) -> "RecordIndex":
+        """Read record files; ``select`` keeps records whose params hold these values (when set)."""
+        pairs, paths = [], list(paths)
+        for path in paths:
+            for rec in read_records(path):
+                params = rec.get("params") or {}
+                if all(k not in params or params[k] == v for k, v in (select or {}).items()):
+                    pairs.append((rec, str(path)))
+        index = cls(pairs)
+        index.num_files = len(paths)
+        return index
+
+    def keys(self) -> list[CellKey]:
+        return list(self._cells)
+
+    def has(self, key: CellKey) -> bool:
+        return key in self._cells
+
+    def get(self, key: CellKey, table: str = "") -> float:
+        try:
+            return self._cells[key][0]
+        except KeyError:
+            where = f"table {table}: " if table else ""
+            raise MissingRecordError(f"{where}no record for {key.describe()} among {self.num_files} record "
+                                     "file(s)") from None  # fmt: skip
+
+    def values(self, field: str, **match: str) -> set[str]:
+        """Distinct values of CellKey ``field`` over the cells matching ``match``."""
+        return {getattr(k, field) for k in self._cells if all(getattr(k, f) == v for f, v in match.items())}

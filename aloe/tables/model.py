@@ -1,0 +1,74 @@
+"""The in-memory table both writers read: blocks of labelled rows of cells, in print order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aloe.tables.names import metric
+
+# Row kinds: the LaTeX writer greys "teacher" rows and italicises "paper" rows.
+ROW_KINDS = ("teacher", "student", "delta", "paper")
+
+
+@dataclass
+class Cell:
+    """One printed number. ``value`` is in display units (record value * metric scale)."""
+
+    value: float
+    backbone: str
+    variant: str
+    dataset: str
+    metric: str  # record metric; "gridpg/<method>" names a GridPG cell's attribution method
+    source: str = "measured"  # measured | average | delta | paper
+    bold: bool = False
+
+    @property
+    def base_metric(self) -> str:
+        return self.metric.split("/")[0]
+
+    def text(self) -> str:
+        decimals = metric(self.base_metric).decimals
+        return f"{self.value:+.{decimals}f}" if self.source == "delta" else f"{self.value:.{decimals}f}"
+
+
+@dataclass
+class Row:
+    label: str  # plain text; the writers escape it
+    kind: str
+    cells: list[Cell | None]
+
+    def __post_init__(self) -> None:
+        if self.kind not in ROW_KINDS:
+            raise ValueError(f"row kind {self.kind!r} not in {ROW_KINDS}")
+
+
+@dataclass
+class Block:
+    title: str | None
+    rows: list[Row] = field(default_factory=list)
+
+
+@dataclass
+class Table:
+    name: str
+    stub: str  # header of the label column
+    columns: list[str]  # plain-text column headers
+    blocks: list[Block]
+
+    def check(self) -> None:
+        for block in self.blocks:
+            for row in block.rows:
+                if len(row.cells) != len(self.columns):
+                    raise ValueError(f"table {self.name}: row {row.label!r} has {len(row.cells)} cells for "
+                                     f"{len(self.columns)} columns")  # fmt: skip
+
+
+def mark_best(cells: list[Cell | None], *, min_candidates: int = 2) -> None:
+    """Bold the best of ``cells`` (ties all bold); fewer than ``min_candidates`` cells: no bold."""
+    cells = [c for c in cells if c is not None]
+    if len(cells) < min_candidates:
+        return
+    sign = 1.0 if metric(cells[0].base_metric).higher_is_better else -1.0
+    best = max(sign * c.value for c in cells)
+    for c in cells:
+        c.bold = sign * c.value == best

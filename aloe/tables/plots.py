@@ -1,0 +1,144 @@
+"""The paper's plots from result records: Fig. 9 / B2 (data efficiency) and Fig. 1 right
+(GridPG vs recognition accuracy). PNG, matplotlib Agg backend, written atomically.
+
+Data-efficiency records are ALOE runs with variant "aloe:data=<fraction of the alignment set>".
+Each function returns the plotted numbers so callers and tests can check them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from aloe.io import atomic_path  # noqa: E402
+from aloe.tables.collect import CellKey, MissingRecordError, RecordIndex, parse_variant  # noqa: E402
+from aloe.tables.names import (  # noqa: E402
+    ALOE, BACKBONE_LABELS, BACKBONE_ORDER, BCOSIFICATION, DATASET_LABELS, DATASET_ORDER, METHOD_LABELS,
+    METHOD_ORDER, TEACHER, label, metric, ordered,
+)  # fmt: skip
+
+
+def _save(fig, out_png: str | os.PathLike) -> None:
+    with atomic_path(out_png, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _first_dataset(index: RecordIndex, metric_name: str, dataset: str | None) -> str:
+    if dataset:
+        return dataset
+    found = ordered(index.values("dataset", metric=metric_name), DATASET_ORDER)
+    if not found:
+        raise MissingRecordError(f"no {metric_name!r} records among {index.num_files} record file(s)")
+    return found[0]
+
+
+def plot_data_efficiency(
+    record_paths: Iterable[str | os.PathLike],
+    out_png: str | os.PathLike,
+    *,
+    metric_name: str = "lp_top1",
+    dataset: str | None = None,
+    backbones: Sequence[str] | None = None,
+) -> dict[str, dict[str, object]]:
+    """Metric vs alignment-data fraction (log x), one line per backbone; the teacher (grey) and
+    B-cosification (dotted) as horizontal references where their records exist.
+
+    Returns {backbone: {"fractions": [...], "values": [...], "teacher": v|None, "bcosification": v|None}}.
+    """
+    index = RecordIndex.from_files(record_paths)
+    dataset = _first_dataset(index, metric_name, dataset)
+    scale = metric(metric_name).scale
+    runs: dict[str, dict[float, float]] = {}
+    for k in index.keys():
+        base, axis, setting = parse_variant(k.variant)
+        if base == ALOE and axis == "data" and k.metric == metric_name and k.dataset == dataset:
+            try:
+                fraction = float(setting)
+            except ValueError:
+                raise ValueError(f"variant {k.variant!r}: the data setting must be a fraction") from None
+            runs.setdefault(k.backbone, {})[fraction] = index.get(k) * scale
+    backbones = list(backbones) if backbones else ordered(runs, BACKBONE_ORDER)
+    if not backbones:
+        raise MissingRecordError(f"no 'aloe:data=<fraction>' records of {metric_name!r} on {dataset!r}")
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    out: dict[str, dict[str, object]] = {}
+    for i, b in enumerate(backbones):
+        if b not in runs:
+            raise MissingRecordError(f"no 'aloe:data=<fraction>' record for backbone={b!r} dataset={dataset!r} "
+                                     f"metric={metric_name!r}")  # fmt: skip
+        fractions = sorted(runs[b])
+        values = [runs[b][f] for f in fractions]
+        colour = f"C{i}"
+        ax.plot([100 * f for f in fractions], values, "o-", color=colour, label=f"ALOE {label(b, BACKBONE_LABELS)}")
+        refs = {}
+        for v, style in ((TEACHER, "--"), (BCOSIFICATION, ":")):
+            key = CellKey(b, v, dataset, metric_name)
+            refs[v] = index.get(key) * scale if index.has(key) else None
+            if refs[v] is not None:
+                name = "teacher" if v == TEACHER else "B-cosif."
+                ax.axhline(refs[v], linestyle=style, color="grey" if v == TEACHER else colour, linewidth=1,
+                           label=f"{name} {label(b, BACKBONE_LABELS)}")  # fmt: skip
+        out[b] = {"fractions": fractions, "values": values, **refs}
+    ax.set_xscale("log")
+    ax.set_xlabel("alignment data (% of the set)")
+    ax.set_ylabel(f"{metric(metric_name).label} on {label(dataset, DATASET_LABELS)} ({metric(metric_name).unit})")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    _save(fig, out_png)
+    return out
+
+
+def plot_gridpg_vs_accuracy(
+    record_paths: Iterable[str | os.PathLike],
+    out_png: str | os.PathLike,
+    *,
+    metric_name: str = "lp_top1",
+    dataset: str | None = None,
+    backbones: Sequence[str] | None = None,
+) -> list[dict[str, object]]:
+    """GridPG (y) vs recognition accuracy (x): each teacher explained post hoc by every method
+    in its GridPG records, and its ALOE student explained by B-cos W(x)x.
+
+    Returns one dict per point: backbone, variant, method, accuracy, gridpg (display units).
+    """
+    index = RecordIndex.from_files(record_paths)
+    dataset = _first_dataset(index, metric_name, dataset)
+    grid = [k for k in index.keys() if k.metric == "gridpg" and k.variant in (TEACHER, ALOE)]
+    backbones = list(backbones) if backbones else ordered({k.backbone for k in grid}, BACKBONE_ORDER)
+    if not backbones:
+        raise MissingRecordError("no GridPG records of teachers or ALOE students")
+    points = []
+    for b in backbones:
+        for v in (TEACHER, ALOE):
+            methods = [k.method for k in grid if k.backbone == b and k.variant == v]
+            if v == ALOE:
+                methods = [m for m in methods if m == "bcos"]
+            if not methods:
+                raise MissingRecordError(f"no GridPG record for backbone={b!r} variant={v!r}"
+                                         + (" method='bcos'" if v == ALOE else ""))  # fmt: skip
+            acc = index.get(CellKey(b, v, dataset, metric_name)) * metric(metric_name).scale
+            for m in ordered(methods, METHOD_ORDER):
+                key = next(k for k in grid if (k.backbone, k.variant, k.method) == (b, v, m))
+                points.append({"backbone": b, "variant": v, "method": m, "accuracy": acc,
+                               "gridpg": index.get(key) * metric("gridpg").scale})  # fmt: skip
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    markers = dict(zip(METHOD_ORDER, "sov^D*"))  # bcos (ALOE) is the star
+    colours = {b: f"C{i}" for i, b in enumerate(backbones)}
+    for p in points:
+        name = "ALOE (B-cos)" if p["variant"] == ALOE else f"teacher ({label(p['method'], METHOD_LABELS)})"
+        ax.scatter(p["accuracy"], p["gridpg"], color=colours[p["backbone"]], marker=markers.get(p["method"], "o"),
+                   s=80 if p["variant"] == ALOE else 40,
+                   label=f"{label(p['backbone'], BACKBONE_LABELS)}: {name}")  # fmt: skip
+    ax.axhline(25.0, color="grey", linestyle=":", linewidth=1, label="chance (25 %)")
+    ax.set_xlabel(f"{metric(metric_name).label} on {label(dataset, DATASET_LABELS)} (%)")
+    ax.set_ylabel("GridPG (%)")
+    ax.legend(fontsize=6)
+    ax.grid(alpha=0.3)
+    _save(fig, out_png)
+    return points

@@ -1,0 +1,60 @@
+"""Fig. 9 / B2 (data efficiency) and Fig. 1 right (GridPG vs accuracy) from records."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+from tables_helpers import DEMO_BACKBONES, write_demo_records
+
+from aloe.eval.records import read_records, write_records
+from aloe.tables import MissingRecordError, plot_data_efficiency, plot_gridpg_vs_accuracy
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png(path):
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        assert im.size[0] > 200 and im.size[1] > 200
+    assert not list(path.parent.glob(".*tmp*"))  # atomic write left no temp file
+
+
+def test_data_efficiency_plot(tmp_path):
+    files = write_demo_records(tmp_path / "r")
+    paths = files["table4"] + files["table2"]  # ablation records + main LP records (teacher, B-cosif. refs)
+    data = plot_data_efficiency(paths, tmp_path / "fig9.png")
+    _check_png(tmp_path / "fig9.png")
+    assert list(data) == list(DEMO_BACKBONES)
+    for b, series in data.items():
+        assert series["fractions"] == [0.01, 0.1, 0.5, 1.0]
+        assert series["values"] == pytest.approx([60.2, 62.0, 70.0, 80.0])
+    lp = {(r["backbone"], r["variant"], r["dataset"]): r["value"] for r in read_records(files["table2"][0])}
+    assert data["demo_vit"]["teacher"] == lp[("demo_vit", "teacher", "shapes")]
+    assert data["demo_vit"]["bcosification"] == lp[("demo_vit", "bcosification", "shapes")]
+    # without the main records the reference lines are simply absent
+    only = plot_data_efficiency(files["table4"], tmp_path / "b2.png", backbones=["demo_dinov3"])
+    assert list(only) == ["demo_dinov3"] and only["demo_dinov3"]["teacher"] is None
+    with pytest.raises(MissingRecordError, match="aloe:data"):
+        plot_data_efficiency(files["table2"], tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
+
+
+def test_gridpg_vs_accuracy_plot(tmp_path):
+    files = write_demo_records(tmp_path / "r")
+    points = plot_gridpg_vs_accuracy(files["tableB6"], tmp_path / "fig1.png")
+    _check_png(tmp_path / "fig1.png")
+    assert len(points) == 3 * (2 + 1)  # per backbone: IG and LIME on the teacher, B-cos on ALOE
+    recs = [r for f in files["tableB6"] for r in read_records(f)]
+    lp = {(r["backbone"], r["variant"]): r["value"]
+          for r in recs if r["metric"] == "lp_top1" and r["dataset"] == "shapes"}  # fmt: skip
+    grid = {(r["backbone"], r["variant"], r["params"]["method"]): r["value"] for r in recs if r["metric"] == "gridpg"}
+    for p in points:
+        assert p["accuracy"] == lp[(p["backbone"], p["variant"])]
+        assert p["gridpg"] == pytest.approx(100 * grid[(p["backbone"], p["variant"], p["method"])])
+    assert {p["method"] for p in points if p["variant"] == "aloe"} == {"bcos"}
+    no_lp = [r for r in recs if not (r["metric"] == "lp_top1" and r["backbone"] == "demo_siglip")]
+    write_records(tmp_path / "no_lp.json", no_lp)
+    with pytest.raises(MissingRecordError, match="backbone='demo_siglip'.*metric='lp_top1'"):
+        plot_gridpg_vs_accuracy([tmp_path / "no_lp.json"], tmp_path / "x.png")
