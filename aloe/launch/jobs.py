@@ -1,0 +1,152 @@
+"""Talking to one submitted job: rebuild it from a record, poll it, read its outcome, cancel it.
+
+submitit rebuilds a SLURM job from (folder, job id) alone: ``SlurmJob`` asks sacct for its state
+and reads the result pickle. A re-created ``LocalJob`` has no process handle (submitit keeps
+those only in the submitting interpreter), so it reports "done" while the job still runs;
+for local jobs we therefore check the controller process ourselves by pid, and confirm the pid
+is still submitit's controller for this folder (``/proc/<pid>/cmdline``) so a reused pid is
+never mistaken for our job nor signalled.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import pwd
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import submitit
+from submitit.core.utils import UncompletedJobError
+from submitit.local.local import LocalJob
+
+from aloe.launch.record import JobRecord
+from aloe.launch.resources import DEFAULT_TIMEOUT_MIN
+
+OOM_MARKERS = (
+    "MemoryError",  # Python, and torch.OutOfMemoryError's name
+    "OutOfMemoryError",
+    "CUDA out of memory",
+    "out of memory",
+    "oom-kill",  # slurmstepd after a cgroup OOM kill
+    "oom_kill",
+    "Exceeded job memory limit",
+)
+TIMEOUT_MARKERS = (
+    "Job not requeued because: timed-out",  # submitit's own timeout handling
+    "DUE TO TIME LIMIT",  # slurmstepd
+)
+_SLURM_STATES = {"OUT_OF_MEMORY": "oom", "TIMEOUT": "timeout", "DEADLINE": "timeout"}
+
+
+def rebuild(record: JobRecord) -> submitit.Job[Any]:
+    tasks = list(range(record.num_tasks))
+    if record.cluster == "slurm":
+        return submitit.SlurmJob(folder=record.folder, job_id=record.job_id, tasks=tasks)
+    if record.cluster == "local":
+        return LocalJob(folder=record.folder, job_id=record.job_id, tasks=tasks)
+    raise ValueError(f"job record names an unknown cluster {record.cluster!r}")
+
+
+def _result_pickles(job: submitit.Job[Any]) -> list[Path]:
+    return [job.task(k).paths.result_pickle for k in range(job.num_tasks)]
+
+
+def local_alive(job_id: str, folder: str) -> bool:
+    """Whether submitit's local controller ``job_id`` (a pid) for ``folder`` still runs."""
+    proc = Path("/proc") / job_id
+    try:
+        stat = (proc / "stat").read_text()
+        cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):  # zombie: exited, not yet reaped
+        return False
+    return b"submitit.local._local" in cmdline and os.fsencode(folder) in cmdline
+
+
+def slurm_live_ids() -> set[str] | None:
+    """Ids of this user's jobs SLURM still knows as queued/running (array tasks one by one).
+
+    submitit learns that a job ended from sacct; without accounting (or when sacct lags) it
+    would wait forever for a job that died without a result, so squeue backs it up.
+    None when squeue itself fails: then nothing is concluded from it.
+    """
+    user = pwd.getpwuid(os.getuid()).pw_name
+    try:
+        out = subprocess.run(
+            ["squeue", "-h", "-r", "-o", "%i", "-u", user], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return set(out.split())
+
+
+def is_done(job: submitit.Job[Any], record: JobRecord, slurm_live: set[str] | None = None) -> bool:
+    """Whether the job has ended; ``slurm_live`` is one ``slurm_live_ids()`` answer per poll round."""
+    if all(p.exists() for p in _result_pickles(job)):
+        return True
+    if record.cluster == "local":
+        return not local_alive(record.job_id, record.folder)
+    return job.done() or (slurm_live is not None and record.job_id not in slurm_live)
+
+
+def outcome(job: submitit.Job[Any], record: JobRecord) -> tuple[bool, Any]:
+    """(True, result of task 0) on success, else (False, error text). Call once ``is_done``."""
+    if record.cluster == "local" and not all(p.exists() for p in _result_pickles(job)):
+        # The controller has exited without a result: killed, timed out or cancelled.
+        return False, f"local job {record.job_id} ended without a result\n{_tail(job.paths.stderr)}"
+    try:
+        return True, job.results()[0]
+    except UncompletedJobError as err:  # FailedJobError (the job raised) is a subclass
+        return False, str(err)
+
+
+def classify(job: submitit.Job[Any], record: JobRecord, error: str) -> str:
+    """'oom', 'timeout' or 'error' for a failed job, from its state, error text and logs."""
+    if record.cluster == "slurm":
+        state = str(job.state).split()[0].upper()
+        if state in _SLURM_STATES:
+            return _SLURM_STATES[state]
+    text = error + "\n" + _tail(job.paths.stderr)
+    if any(m in text for m in OOM_MARKERS):
+        return "oom"
+    if any(m in text for m in TIMEOUT_MARKERS):
+        return "timeout"
+    if record.cluster == "local" and "ended without a result" in error and _ran_out_of_time(record):
+        # The local controller kills a job at its timeout without writing anything.
+        return "timeout"
+    return "error"
+
+
+def _ran_out_of_time(record: JobRecord) -> bool:
+    started = datetime.datetime.fromisoformat(record.submitted_at)
+    elapsed = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
+    return elapsed >= 60 * float(record.resources.get("timeout_min", DEFAULT_TIMEOUT_MIN)) - 1
+
+
+def cancel(records: list[JobRecord]) -> None:
+    """Cancel jobs: one scancel for all SLURM ids, SIGINT to each live local controller.
+
+    The local controller turns SIGINT into SIGINT then SIGKILL for its task processes.
+    """
+    slurm_ids = [r.job_id for r in records if r.cluster == "slurm"]
+    if slurm_ids:
+        subprocess.run(["scancel", *slurm_ids], check=False)
+    local = [r for r in records if r.cluster == "local" and local_alive(r.job_id, r.folder)]
+    for r in local:
+        os.kill(int(r.job_id), signal.SIGINT)
+    deadline = time.monotonic() + 10
+    while local and time.monotonic() < deadline:
+        local = [r for r in local if local_alive(r.job_id, r.folder)]
+        time.sleep(0.05)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""

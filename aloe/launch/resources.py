@@ -1,0 +1,134 @@
+"""Per-stage resources from config: validation, mapping to submitit, escalation after OOM/timeout.
+
+A ``resources`` block in config is a flat dict with these keys (all optional):
+
+==========================  =============================================================
+key                         meaning (submitit parameter it becomes)
+==========================  =============================================================
+partition, account, qos,    sbatch --partition/--account/--qos/--constraint
+constraint                  (``slurm_partition``, ``slurm_account``, ...)
+nodes, gpus_per_node,       same-named AutoExecutor parameters
+tasks_per_node,
+cpus_per_task
+mem_gb                      memory per node in GB (``mem_gb`` -> sbatch --mem)
+timeout_min                 wall time in minutes (``timeout_min`` -> sbatch --time)
+name                        job name (``name`` -> sbatch --job-name)
+additional_parameters       extra sbatch flags, e.g. {"reservation": "r1"}
+                            (``slurm_additional_parameters``)
+setup                       shell lines run in the sbatch script before the job
+                            (``slurm_setup``), e.g. ["module load cuda"]
+array_parallelism           at most this many array tasks run at once
+                            (``slurm_array_parallelism``; local executor: processes)
+max_num_timeout             requeues allowed for Checkpointable jobs on timeout/preemption
+                            (executor constructor ``max_num_timeout``)
+max_attempts                launcher: submissions per call after OOM/timeout (default 3)
+escalation_factor           launcher: mem_gb and timeout_min multiply by this on every
+                            OOM/timeout failure (default 2.0)
+max_mem_gb, max_timeout_min launcher: caps for the escalation
+==========================  =============================================================
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+RESOURCE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "partition": str,
+    "account": str,
+    "qos": str,
+    "constraint": str,
+    "name": str,
+    "nodes": int,
+    "gpus_per_node": int,
+    "tasks_per_node": int,
+    "cpus_per_task": int,
+    "mem_gb": (int, float),
+    "timeout_min": (int, float),
+    "additional_parameters": dict,
+    "setup": list,
+    "array_parallelism": int,
+    "max_num_timeout": int,
+    "max_attempts": int,
+    "escalation_factor": (int, float),
+    "max_mem_gb": (int, float),
+    "max_timeout_min": (int, float),
+}
+_SLURM_ONLY = ("partition", "account", "qos", "constraint", "additional_parameters", "setup")
+_GENERIC = ("name", "nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "mem_gb")
+DEFAULT_TIMEOUT_MIN = 60.0
+
+
+def check_resources(resources: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a plain-dict copy of ``resources``; raise ValueError naming any bad key or value."""
+    unknown = sorted(set(resources) - set(RESOURCE_KEYS))
+    if unknown:
+        raise ValueError(f"resources: unknown key(s) {unknown}; allowed keys: {sorted(RESOURCE_KEYS)}")
+    for key, value in resources.items():
+        expected = RESOURCE_KEYS[key]
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, expected):
+            raise ValueError(f"resources.{key}: expected {_type_name(expected)}, got {value!r}")
+        if isinstance(value, (int, float)) and value <= 0 and key != "max_num_timeout":
+            raise ValueError(f"resources.{key}: must be positive, got {value!r}")
+    if resources.get("escalation_factor", 2.0) < 1:
+        raise ValueError(f"resources.escalation_factor: must be >= 1, got {resources['escalation_factor']!r}")
+    for key in ("setup",):
+        if resources.get(key) is not None and not all(isinstance(s, str) for s in resources[key]):
+            raise ValueError(f"resources.{key}: expected a list of strings, got {resources[key]!r}")
+    return {k: v for k, v in resources.items() if v is not None}
+
+
+def executor_arguments(resources: Mapping[str, Any], cluster: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Map checked resources to (AutoExecutor constructor kwargs, update_parameters kwargs).
+
+    ``cluster`` is submitit's executor name ("slurm" or "local"). SLURM wants whole minutes
+    (AutoExecutor asserts an int ``timeout_min``); the local executor accepts fractions, passed
+    as ``local_timeout_min`` because AutoExecutor only type-checks unprefixed names.
+    """
+    res = check_resources(resources)
+    ctor: dict[str, Any] = {}
+    if "max_num_timeout" in res:
+        ctor[f"{cluster}_max_num_timeout"] = res["max_num_timeout"]
+    params: dict[str, Any] = {k: res[k] for k in _GENERIC if k in res}
+    timeout = float(res.get("timeout_min", DEFAULT_TIMEOUT_MIN))
+    if cluster == "slurm":
+        params["timeout_min"] = int(math.ceil(timeout))
+    else:
+        params[f"{cluster}_timeout_min"] = timeout
+    for key in _SLURM_ONLY:
+        if key in res:
+            params[f"slurm_{key}"] = res[key]
+    if "array_parallelism" in res:
+        params["slurm_array_parallelism"] = res["array_parallelism"]
+    return ctor, params
+
+
+def escalate(resources: Mapping[str, Any], failures: int) -> dict[str, Any]:
+    """Resources after ``failures`` OOM/timeout failures: mem_gb and timeout_min times factor**failures.
+
+    Capped by ``max_mem_gb`` / ``max_timeout_min`` when given. A missing ``mem_gb`` stays missing
+    (the cluster default applies; nothing to multiply), a missing ``timeout_min`` starts from
+    the launcher default.
+    """
+    res = dict(resources)
+    if failures <= 0:
+        return res
+    factor = float(res.get("escalation_factor", 2.0)) ** failures
+    if "mem_gb" in res:
+        res["mem_gb"] = _capped(res["mem_gb"] * factor, res.get("max_mem_gb"))
+    res["timeout_min"] = _capped(
+        float(res.get("timeout_min", DEFAULT_TIMEOUT_MIN)) * factor, res.get("max_timeout_min")
+    )
+    return res
+
+
+def _capped(value: float, cap: float | None) -> float:
+    value = min(value, cap) if cap is not None else value
+    return int(value) if float(value).is_integer() else round(value, 3)
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join(t.__name__ for t in types)
