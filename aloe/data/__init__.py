@@ -1,0 +1,12 @@
+"""Data stages: alignment shards (img2dataset), key subsets, evaluation datasets in one shard
+format, the embedded synthetic world, and the webdataset loaders that read them.
+
+Entry points (plain functions; the Snakemake rules call them with config values):
+
+- ``img2dataset_stage.download_alignment_set``: url list -> shards + ``summary.json``;
+- ``synthetic_world.make_synthetic_world`` / ``download_synthetic_alignment_set``: offline world;
+- ``subsets.make_key_splits`` / ``materialize_subset``: held-out split and nested subsets;
+- ``eval_datasets.prepare_eval_dataset``: evaluation datasets in the format of ``shards``;
+- ``align_loader.AlignmentLoader`` and ``eval_loader.EvalLoader``: the loaders;
+- ``zero_shot``: class names and prompt templates.
+"""

@@ -1,0 +1,132 @@
+"""Evaluation loaders over the common format (``aloe.data.shards``): ordered, no augmentation.
+
+Every image is reduced to its largest centred square and resized to ``image_size`` (bilinear;
+depth and normals with the same geometry, nearest-neighbour). Shards are split across ranks and
+workers like the alignment loader (``shards[rank::world_size][worker::num_workers]``, without
+shuffling), and batches come back in DataLoader round-robin order, so the order is fixed for
+given (world_size, num_workers); with ``num_workers=0`` it is the file order. Batches carry the
+sample keys so cached features can always be matched to samples. Damaged samples are skipped
+and counted in ``loader.skipped`` as in the alignment loader.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Iterator, NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from aloe.data.augment import (
+    center_crop_resize, center_crop_resize_nearest, decode_image, stack_images, to_nchw,
+)  # fmt: skip
+from aloe.data.shards import read_meta, split_shards
+from aloe.data.tario import SkipCounter, image_extension, iter_shard
+
+
+class EvalBatch(NamedTuple):
+    pixels: torch.Tensor  # (N, 3, S, S) float32 in [0, 1]
+    labels: torch.Tensor  # (N,) int64
+    keys: list[str]
+
+
+class DenseBatch(NamedTuple):
+    pixels: torch.Tensor  # (N, 3, S, S) float32 in [0, 1]
+    depth: torch.Tensor  # (N, S, S) float32 metres, 0 = invalid
+    normal: torch.Tensor  # (N, 3, S, S) float32 unit vectors, 0 = invalid
+    keys: list[str]
+
+
+def _npy(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+class _EvalStream(IterableDataset):
+    def __init__(self, shards: list[str], task: str, image_size: int, batch_size: int) -> None:
+        super().__init__()
+        self.shards, self.task, self.size, self.batch_size = shards, task, image_size, batch_size
+
+    def _convert(self, sample: dict[str, Any]) -> tuple:
+        img = decode_image(sample[image_extension(sample)])
+        pixels = center_crop_resize(img, self.size)
+        if self.task == "classification":
+            return pixels, int(sample["cls"].decode())
+        depth = _npy(sample["depth.npy"])
+        normal = _npy(sample["normal.npy"])
+        height, width = img.shape[1:]
+        if depth.shape != (height, width) or normal.shape != (height, width, 3):
+            raise ValueError("dense target shape does not match the image")
+        return pixels, center_crop_resize_nearest(depth, self.size), center_crop_resize_nearest(normal, self.size)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        require = ("cls",) if self.task == "classification" else ("depth.npy", "normal.npy")
+        counter = SkipCounter()
+        rows: list[tuple] = []
+        keys: list[str] = []
+        for shard in self.shards[worker::workers]:
+            for sample in iter_shard(shard, counter, require=require):
+                try:
+                    rows.append(self._convert(sample))
+                except Exception:  # corrupt image, label or target: count, skip
+                    counter.add("corrupt_sample", sample["__shard__"])
+                    continue
+                keys.append(sample["__key__"])
+                if len(rows) == self.batch_size:
+                    yield self._message(rows, keys, counter)
+                    rows, keys = [], []
+        if rows or counter.total:
+            yield self._message(rows, keys, counter)
+
+    def _message(self, rows, keys, counter) -> dict[str, Any]:
+        if not rows:
+            return {"columns": None, "keys": [], "skipped": counter.pop()}
+        columns = [stack_images([r[0] for r in rows])]
+        if self.task == "classification":
+            columns.append(torch.tensor([r[1] for r in rows], dtype=torch.int64))
+        else:
+            columns += [torch.from_numpy(np.stack([r[i] for r in rows])) for i in (1, 2)]
+        return {"columns": columns, "keys": list(keys), "skipped": counter.pop()}
+
+
+class EvalLoader:
+    """``for pixels, labels, keys in EvalLoader(dataset_dir, "test", image_size=64, batch_size=32)``.
+
+    Dense datasets yield ``DenseBatch(pixels, depth, normal, keys)`` instead.
+    """
+
+    def __init__(
+        self,
+        dataset_dir: str | Path,
+        split: str,
+        *,
+        image_size: int,
+        batch_size: int,
+        num_workers: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        meta = read_meta(dataset_dir)
+        self.task = meta["task"]
+        self.class_names: list[str] | None = meta.get("class_names")
+        self.num_samples = meta["splits"][split]["num_samples"] if split in meta["splits"] else 0
+        self.shards = split_shards(dataset_dir, split)[rank::world_size]
+        self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
+        self.skipped = SkipCounter()
+
+    def __iter__(self) -> Iterator[EvalBatch | DenseBatch]:
+        stream = _EvalStream(self.shards, self.task, self.image_size, self.batch_size)
+        loader = DataLoader(stream, batch_size=None, num_workers=self.num_workers)
+        for message in loader:
+            self.skipped.merge(message["skipped"])
+            if message["columns"] is None:
+                continue
+            cols = message["columns"]
+            if self.task == "classification":
+                yield EvalBatch(to_nchw(cols[0]), cols[1], message["keys"])
+            else:
+                normal = cols[2].permute(0, 3, 1, 2).contiguous()
+                yield DenseBatch(to_nchw(cols[0]), cols[1], normal, message["keys"])

@@ -1,0 +1,78 @@
+"""img2dataset over the loopback server: exact failure accounting, success gate, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from aloe.data.img2dataset_stage import SuccessRateError, download_alignment_set, read_url_list_columns
+from aloe.data.synthetic_world import download_synthetic_alignment_set
+from aloe.data.tario import SkipCounter, iter_shard
+
+OPTIONS = dict(image_size=32, processes=1, threads=4, samples_per_shard=16, retries=0, timeout=5)
+
+
+def test_download_counts_gate_and_resume(tiny_world, tmp_path):
+    manifest = pd.read_parquet(tiny_world / "caption_set" / "manifest.parquet")
+    kinds = manifest["kind"].value_counts().to_dict()
+    assert kinds == {"ok": 40, "missing": 1, "not_image": 1, "empty": 1}
+    out = tmp_path / "align"
+
+    # 1. Gate above the achieved rate (40/43 = 93 %): the stage fails and says why.
+    with pytest.raises(SuccessRateError, match="min_success_rate=99.0%"):
+        download_synthetic_alignment_set(tiny_world, out, min_success_rate=0.99, **OPTIONS)
+    assert not (out / "summary.json").exists()
+    failed = json.loads((out / "summary.failed.json").read_text())
+    assert failed["count"] == 43
+    assert failed["successes"] == 40
+    assert failed["failed_to_download"] == 1  # the 404
+    assert failed["failed_to_resize"] == 2  # non-image bytes + empty file
+    assert sum(failed["failures_by_reason"].values()) == 3
+    assert failed["failures_by_reason"]["HTTP Error 404: File not found"] == 1
+    assert failed["shards"] == ["00000.tar", "00001.tar", "00002.tar"]
+
+    # 2. Simulated crash inside shard 1: no stats file, half-written tar.
+    before = {n: ((out / n).read_bytes(), (out / n).stat().st_mtime_ns) for n in ("00000.tar", "00002.tar")}
+    (out / "00001_stats.json").unlink()
+    tar1 = out / "00001.tar"
+    tar1.write_bytes(tar1.read_bytes()[: tar1.stat().st_size // 2])
+
+    summary = download_synthetic_alignment_set(tiny_world, out, min_success_rate=0.5, **OPTIONS)
+    for name, (data, mtime) in before.items():  # finished shards were not redone
+        assert (out / name).read_bytes() == data and (out / name).stat().st_mtime_ns == mtime
+    assert (summary["count"], summary["successes"]) == (43, 40)
+    assert (summary["failed_to_download"], summary["failed_to_resize"]) == (1, 2)
+    assert json.loads((out / "summary.json").read_text()) == summary
+
+    # 3. The shards hold exactly the 40 good images, each with its caption.
+    counter = SkipCounter()
+    samples = [s for n in summary["shards"] for s in iter_shard(out / n, counter)]
+    assert counter.total == 0
+    captions = sorted(s["txt"].decode() for s in samples)
+    assert captions == sorted(manifest.loc[manifest["kind"] == "ok", "caption"])
+    assert all(s["jpg"][:2] == b"\xff\xd8" for s in samples)
+
+
+def test_bad_url_list_fails_before_download(tmp_path):
+    urls = tmp_path / "urls.parquet"
+    pd.DataFrame({"link": ["http://127.0.0.1:9/x.jpg"], "caption": ["x"]}).to_parquet(urls)
+    with pytest.raises(ValueError, match="no column 'url' \\(url_col\\)"):
+        download_alignment_set(urls, tmp_path / "out", min_success_rate=0.5, **OPTIONS)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(FileNotFoundError, match="config key: url_list"):
+        download_alignment_set(tmp_path / "nope.parquet", tmp_path / "out", **OPTIONS)
+    sheet = tmp_path / "urls.xlsx"
+    sheet.write_bytes(b"")
+    with pytest.raises(ValueError, match="unknown format"):
+        download_alignment_set(sheet, tmp_path / "out", **OPTIONS)
+
+
+def test_url_list_formats_are_counted_like_img2dataset(tmp_path):
+    tsv = tmp_path / "u.tsv"
+    tsv.write_text("url\tcaption\nhttp://a/1.jpg\ta, b\nhttp://a/2.jpg\tc\n")
+    assert read_url_list_columns(tsv, "tsv") == (["url", "caption"], 2)
+    txt = tmp_path / "u.txt"
+    txt.write_text("http://a/1.jpg\nhttp://a/2.jpg\nhttp://a/3.jpg\n")
+    assert read_url_list_columns(txt, "txt") == (["url"], 3)
