@@ -1,0 +1,69 @@
+"""Entry points: a plain function for Snakemake / scripts and a submitit-checkpointable job.
+
+Job config (one dict): ``teacher`` (name or path for ``aloe.load_teacher``), ``b`` and
+``stem`` (for ``aloe.bcosify``) and ``train`` (the ``TrainConfig`` keys).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import submitit
+
+from aloe.align.config import TrainConfig
+from aloe.align.train import TrainResult, train
+from aloe.models import bcosify, load_teacher, shared_linear_weights
+
+JOB_KEYS = ("teacher", "b", "stem", "train")
+
+
+def build_from_foundation(job: dict[str, Any]):
+    """(teacher, student, weight_pairs) from the foundation API (``load_teacher`` / ``bcosify``)."""
+    if "teacher" not in job:
+        raise ValueError("alignment job config lacks the 'teacher' key (an HF id or a local folder)")
+    teacher = load_teacher(job["teacher"])
+    student = bcosify(teacher, b=job.get("b", 2), stem=job.get("stem", "linear"))
+    return teacher, student, shared_linear_weights
+
+
+def run_alignment(job: dict[str, Any], build: Callable = build_from_foundation, **train_kw) -> TrainResult:
+    """Build teacher and student, then train (or resume) the run described by ``job``."""
+    unknown = sorted(set(job) - set(JOB_KEYS))
+    if unknown:
+        raise ValueError(f"unknown alignment job key(s): {unknown}; expected {JOB_KEYS}")
+    if "train" not in job:
+        raise ValueError("alignment job config lacks the 'train' section")
+    cfg = TrainConfig.from_dict(job["train"])
+    teacher, student, weight_pairs = build(job)
+    return train(cfg, teacher, student, weight_pairs=weight_pairs, **train_kw)
+
+
+class AlignJob(submitit.helpers.Checkpointable):
+    """Submitit job; on preemption/timeout submitit calls ``checkpoint`` and requeues ``self``.
+
+    The requeued job calls ``run_alignment`` again, which resumes from the newest on-disk
+    checkpoint (``train`` also saves one itself when the signal arrives, before handing the
+    signal on to submitit's handler).
+    """
+
+    def __init__(self, job: dict[str, Any], build: Callable = build_from_foundation):
+        self.job, self.build = job, build
+
+    def __call__(self) -> dict:
+        if _in_submitit_job() and "RANK" not in os.environ:
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        result = run_alignment(self.job, self.build)
+        return {"step": result.step, "stopped_early": result.stopped_early, "best_heldout": result.best_heldout,
+                "student_dir": str(result.student_dir)}
+
+    def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
+        return submitit.helpers.DelayedSubmission(AlignJob(self.job, self.build), *args, **kwargs)
+
+
+def _in_submitit_job() -> bool:
+    try:
+        submitit.JobEnvironment()
+    except RuntimeError:
+        return False
+    return True

@@ -1,0 +1,80 @@
+"""The training-stream interface (see ``aloe.align.stream``) over the data stage's ``AlignmentLoader``.
+
+The loader runs one epoch per ``iterate`` call with DataLoader workers, a shuffle buffer and
+exact resume; this adapter chains epochs forever, keeps (epoch, loader state) as its own state
+and exposes the loader's skip counts as ``DecodeStats``. Each worker's last, smaller batch of an
+epoch is not trained on (drop-last, so every optimiser step sees the configured batch); their
+samples are counted in ``dropped_remainder``. It yields no labels: labelled objectives use
+``ShardStream``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+from aloe.align.stream import Batch, DecodeStats, expand_shards
+from aloe.data.align_loader import AlignmentLoader
+
+
+class LoaderStream:
+    supports_labels = False
+
+    def __init__(
+        self,
+        shards: Sequence[str],
+        *,
+        rank: int,
+        world_size: int,
+        seed: int,
+        batch_size: int,
+        image_size: int,
+        resume_state: dict | None = None,
+        crop_scale: tuple[float, float] = (0.08, 1.0),
+        hflip: bool = True,
+        with_labels: bool = False,
+        keys_file: str | None = None,
+        num_workers: int = 0,
+        shuffle_buffer: int = 1000,
+        pin_memory: bool = False,
+    ):
+        if with_labels:
+            raise ValueError("config key 'data_loader': 'loader' yields no labels; use 'stream' for the "
+                             "supervised objective")
+        self.loader = AlignmentLoader(
+            expand_shards(shards), image_size=image_size, batch_size=batch_size, seed=seed, rank=rank,
+            world_size=world_size, num_workers=num_workers, shuffle_buffer=shuffle_buffer, keys_file=keys_file,
+            scale=tuple(crop_scale), hflip=hflip, pin_memory=pin_memory,
+        )
+        self.batch_size = batch_size
+        state = resume_state or {"epoch": 0, "loader": None}
+        self.epoch, self._resume = int(state["epoch"]), state["loader"]
+        self.stats = DecodeStats()
+        self.dropped_remainder = 0
+        self._yielded = 0
+
+    def state_dict(self) -> dict:
+        loader_state = self.loader.state_dict() if self._resume is None else self._resume
+        return {"epoch": self.epoch, "loader": loader_state}
+
+    def _sync_stats(self) -> None:
+        skipped = self.loader.skipped.as_dict()
+        self.stats.n_corrupt = skipped["total"]
+        self.stats.n_seen = self._yielded + self.dropped_remainder + skipped["total"]
+        self.stats.corrupt_log = [f"{shard}: {reasons}" for shard, reasons in skipped["by_shard"].items()]
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            got_any = False
+            for batch in self.loader.iterate(self.epoch, resume_state=self._resume):
+                self._resume = None  # from now on the loader's own state is current
+                got_any = True
+                if batch.pixels.shape[0] < self.batch_size:
+                    self.dropped_remainder += batch.pixels.shape[0]
+                    continue
+                self._yielded += batch.pixels.shape[0]
+                self._sync_stats()
+                yield Batch(batch.pixels, None)
+            if not got_any and self._resume is None:
+                raise RuntimeError(f"rank {self.loader.rank}: epoch {self.epoch} yielded no samples from the shards")
+            self.epoch, self._resume = self.epoch + 1, None
+            self._sync_stats()
