@@ -1,0 +1,334 @@
+"""Entry points for the workflow: each takes paths and config values as keyword arguments,
+reads cached features or checkpoints, and writes one result-record file (``records``).
+
+Backbones are loaded through the foundation API: ``backbone_kind`` "teacher" for a HF
+checkpoint (``load_teacher``), "student" for a saved B-cos student (``load_student``),
+whether B-cosified or ALOE-aligned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from transformers.utils import cached_file
+
+from aloe.data.eval_loader import EvalLoader
+from aloe.eval.attributions import make_attribution_fn
+from aloe.eval.classifier import ProbedClassifier
+from aloe.eval.deletion import deletion_curve, deletion_fractions
+from aloe.eval.dense import evaluate_dense_probe
+from aloe.eval.features import cached_features, load_features, read_provenance
+from aloe.eval.gridpg import evaluate_gridpg
+from aloe.eval.knn import knn_top1
+from aloe.eval.linear_probe import DINOV2_LRS, linear_probe
+from aloe.eval.records import make_record, write_records
+from aloe.eval.zeroshot import build_siglip_classifier, zeroshot_top1
+from aloe.io import atomic_path
+from aloe.models import file_checksum, load_student, load_teacher
+
+BACKBONE_KINDS = ("teacher", "student")
+
+
+def load_backbone(path: str | os.PathLike, kind: str) -> torch.nn.Module:
+    if kind == "teacher":
+        return load_teacher(str(path))
+    if kind == "student":
+        return load_student(path).eval()
+    raise ValueError(f"backbone_kind must be one of {BACKBONE_KINDS}, got {kind!r}")
+
+
+def checkpoint_checksum(path: str | os.PathLike) -> str:
+    """sha256 of a checkpoint's weight files (model.safetensors, or every shard in sorted order).
+
+    The files, not the loaded module, are hashed: a loaded HF model can hold freshly initialised
+    tensors the checkpoint does not contain (e.g. an unused ViT pooler), which differ per load.
+    """
+    directory = Path(path)
+    if not directory.is_dir():
+        single = cached_file(str(path), "model.safetensors", _raise_exceptions_for_missing_entries=False)
+        if single is None:
+            raise FileNotFoundError(f"no model.safetensors found for backbone {path!r}")
+        directory = Path(single).parent
+    files = sorted(directory.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"backbone checkpoint {directory} has no .safetensors weight files")
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f"{f.name}:{file_checksum(f)}\n".encode())
+    return digest.hexdigest()
+
+
+def preprocessing_record(backbone: Any, image_size: int) -> dict[str, Any]:
+    """What turns a stored image into the backbone input (part of the cache provenance)."""
+    rec = {"image_size": int(image_size), "crop": "largest centred square", "resize": "bilinear",
+           "input": "rgb float [0,1]"}  # fmt: skip
+    if hasattr(backbone, "mean"):
+        rec.update(mean=list(backbone.mean), std=list(backbone.std))
+    return rec
+
+
+def run_extract_features(
+    out: str | os.PathLike,
+    *,
+    backbone_path: str,
+    backbone_kind: str,
+    dataset_dir: str,
+    dataset: str,
+    split: str,
+    image_size: int | None = None,
+    batch_size: int = 64,
+    last_n: int = 1,
+    avgpool: bool = False,
+    patch_blocks: Sequence[int] = (),
+    num_workers: int = 0,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Compute (or verify) the feature cache ``out`` for one (backbone, dataset, split)."""
+    backbone = load_backbone(backbone_path, backbone_kind).to(device)
+    size = int(image_size or backbone.image_size)
+    loader = EvalLoader(dataset_dir, split, image_size=size, batch_size=batch_size, num_workers=num_workers)
+    cached_features(
+        out, backbone, loader, dataset=dataset, split=split, preprocessing=preprocessing_record(backbone, size),
+        last_n=last_n, avgpool=avgpool, patch_blocks=patch_blocks, device=device,
+        backbone_checksum=checkpoint_checksum(backbone_path),
+    )
+    return read_provenance(out)
+
+
+def _train_test(train_features: str, test_features: str, dataset: str) -> tuple[dict, dict, dict]:
+    """Load a train/test cache pair and check both come from the same backbone and layout."""
+    prov = read_provenance(train_features)
+    train = load_features(train_features, {"dataset": dataset})
+    test = load_features(test_features, {"dataset": dataset, "backbone_checksum": prov["backbone_checksum"],
+                                         "preprocessing": prov["preprocessing"], "feature_spec": prov["feature_spec"]})
+    if read_provenance(test_features)["split"] == prov["split"]:
+        raise ValueError(f"{train_features} and {test_features} are the same split {prov['split']!r}")
+    return train, test, prov
+
+
+def run_linear_probe(
+    out: str | os.PathLike,
+    *,
+    train_features: str,
+    test_features: str,
+    backbone: str,
+    variant: str,
+    dataset: str,
+    head_out: str | None = None,
+    lrs: Sequence[float] = DINOV2_LRS,
+    iterations: int = 12500,
+    batch_size: int = 128,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Linear probe on cached features; writes the ``lp_top1`` record and optionally the head."""
+    train, test, prov = _train_test(train_features, test_features, dataset)
+    r = linear_probe(train["global"], train["labels"], test["global"], test["labels"], lrs=tuple(lrs),
+                     iterations=iterations, batch_size=batch_size, val_fraction=val_fraction, seed=seed,
+                     device=device)  # fmt: skip
+    if head_out is not None:
+        with atomic_path(head_out, suffix=".safetensors") as tmp:
+            save_file({"weight": r.weight.contiguous(), "bias": r.bias.contiguous()}, str(tmp),
+                      metadata={"backbone_checksum": prov["backbone_checksum"], "dataset": dataset})  # fmt: skip
+    params = {**r.params, "best_lr": r.best_lr, "feature_spec": prov["feature_spec"]}
+    rec = make_record("lp_top1", r.test_top1, backbone=backbone, variant=variant, dataset=dataset, params=params)
+    return write_records(out, [rec])[0]
+
+
+def run_knn(
+    out: str | os.PathLike,
+    *,
+    train_features: str,
+    test_features: str,
+    backbone: str,
+    variant: str,
+    dataset: str,
+    k: int = 20,
+    temperature: float = 0.07,
+    query_chunk: int = 1024,
+    bank_chunk: int = 65536,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Weighted k-NN top-1 of the test features against the train bank."""
+    train, test, prov = _train_test(train_features, test_features, dataset)
+    acc = knn_top1(train["global"], train["labels"], test["global"], test["labels"], k=k, temperature=temperature,
+                   query_chunk=query_chunk, bank_chunk=bank_chunk, device=device)  # fmt: skip
+    params = {"k": k, "temperature": temperature, "feature_spec": prov["feature_spec"]}
+    rec = make_record("knn_top1", acc, backbone=backbone, variant=variant, dataset=dataset, params=params)
+    return write_records(out, [rec])[0]
+
+
+def run_zeroshot(
+    out: str | os.PathLike,
+    *,
+    text_model_path: str,
+    image_encoder_path: str,
+    image_encoder_kind: str,
+    dataset_dir: str,
+    dataset: str,
+    split: str,
+    templates: Sequence[str],
+    backbone: str,
+    variant: str,
+    template_set: str = "",
+    class_names: Sequence[str] | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Zero-shot top-1: text tower of the SigLIP teacher at ``text_model_path``, image embeddings
+    from ``image_encoder_path`` (the teacher itself, or a B-cos student of it)."""
+    text = load_teacher(text_model_path)
+    if text.family != "siglip" or text.tokenizer is None or not hasattr(text.hf_model, "get_text_features"):
+        raise ValueError(f"zero-shot text_model_path {text_model_path!r} must be a SigLIP checkpoint with tokenizer")
+    encoder = load_backbone(image_encoder_path, image_encoder_kind).to(device)
+    loader = EvalLoader(dataset_dir, split, image_size=encoder.image_size, batch_size=batch_size)
+    names = list(class_names or loader.class_names or [])
+    if not names:
+        raise ValueError(f"{dataset_dir} has no class_names and none were given (config key class_names)")
+    w, scale, bias = build_siglip_classifier(
+        text.hf_model.to(device), text.tokenizer, names, list(templates), device=device
+    )
+    acc, n = zeroshot_top1(encoder, ((b.pixels, b.labels) for b in loader), w, scale, bias, device=device)
+    params = {"template_set": template_set, "num_templates": len(templates), "num_images": n,
+              "skipped": loader.skipped.total, "split": split}  # fmt: skip
+    rec = make_record("zeroshot_top1", acc, backbone=backbone, variant=variant, dataset=dataset, params=params)
+    return write_records(out, [rec])[0]
+
+
+def run_dense_probe(
+    out: str | os.PathLike,
+    *,
+    train_features: str,
+    test_features: str,
+    task: str,
+    backbone: str,
+    variant: str,
+    dataset: str,
+    blocks: Sequence[int] | None = None,
+    head: str = "linear",
+    epochs: int = 10,
+    batch_size: int = 8,
+    lr: float = 5e-4,
+    seed: int = 0,
+    device: str = "cpu",
+) -> list[dict[str, Any]]:
+    """Depth or normals probe on cached patch features; one record per metric."""
+    train, test, prov = _train_test(train_features, test_features, dataset)
+    blocks = list(prov["feature_spec"]["patch_blocks"] if blocks is None else blocks)
+    missing = [b for b in blocks if f"block{b}" not in train]
+    if not blocks or missing:
+        raise ValueError(f"{train_features} lacks patch features of blocks {missing or blocks} (config patch_blocks)")
+    cat = lambda f: torch.cat([f[f"block{b}"] for b in blocks], dim=1)  # noqa: E731
+    target = "depth" if task == "depth" else "normal"
+    metrics = evaluate_dense_probe(cat(train), train[target], cat(test), test[target], task,
+                                   head=head, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                                   device=device)  # fmt: skip
+    params = {"task": task, "blocks": blocks, "head": head, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+              "seed": seed}  # fmt: skip
+    recs = [make_record(f"{task}_{name}", v, backbone=backbone, variant=variant, dataset=dataset, params=params)
+            for name, v in metrics.items()]  # fmt: skip
+    return write_records(out, recs)
+
+
+def load_head(path: str | os.PathLike, backbone_path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """A saved linear-probe head; refuses a head trained on another backbone's features."""
+    with safe_open(str(path), framework="pt") as f:
+        meta, weight, bias = f.metadata() or {}, f.get_tensor("weight"), f.get_tensor("bias")
+    if meta.get("backbone_checksum") != checkpoint_checksum(backbone_path):
+        raise ValueError(f"head {path} was trained on features of another backbone (checksum mismatch)")
+    return weight, bias
+
+
+def _load_images(dataset_dir: str, split: str, image_size: int, max_images: int) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys, n = [], [], 0
+    for batch in EvalLoader(dataset_dir, split, image_size=image_size, batch_size=64):
+        xs.append(batch.pixels)
+        ys.append(batch.labels)
+        n += len(batch.labels)
+        if n >= max_images:
+            break
+    if not xs:
+        raise ValueError(f"{dataset_dir} split {split!r} has no images")
+    return torch.cat(xs)[:max_images], torch.cat(ys)[:max_images]
+
+
+def _explained_setup(backbone_path, backbone_kind, head_path, method, method_options):
+    model = load_backbone(backbone_path, backbone_kind)
+    weight, bias = load_head(head_path, backbone_path)
+    classifier = ProbedClassifier(model, weight, bias).eval()
+    return model, classifier, make_attribution_fn(method, classifier, **(method_options or {}))
+
+
+def run_gridpg(
+    out: str | os.PathLike,
+    *,
+    backbone_path: str,
+    backbone_kind: str,
+    head_path: str,
+    dataset_dir: str,
+    split: str,
+    method: str,
+    backbone: str,
+    variant: str,
+    dataset: str,
+    threshold: float = 0.5,
+    num_grids: int = 100,
+    max_images: int = 2000,
+    seed: int = 0,
+    method_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """GridPG of ``method`` on grids resized to the backbone's native image size."""
+    model, classifier, attribute = _explained_setup(backbone_path, backbone_kind, head_path, method, method_options)
+    images, labels = _load_images(dataset_dir, split, model.image_size, max_images)
+    r = evaluate_gridpg(classifier, attribute, images, labels, threshold=threshold, num_grids=num_grids, seed=seed,
+                        grid_size=model.image_size)  # fmt: skip
+    params = {"method": method, "method_options": dict(method_options or {}), "threshold": threshold,
+              "num_grids": r.num_grids, "cells_scored": r.count, "cells_skipped_zero_mass": r.skipped_zero_mass,
+              "seed": seed, "split": split}  # fmt: skip
+    rec = make_record("gridpg", r.mean, backbone=backbone, variant=variant, dataset=dataset, params=params)
+    return write_records(out, [rec])[0]
+
+
+def run_deletion(
+    out: str | os.PathLike,
+    *,
+    backbone_path: str,
+    backbone_kind: str,
+    head_path: str,
+    dataset_dir: str,
+    split: str,
+    method: str,
+    backbone: str,
+    variant: str,
+    dataset: str,
+    block: int = 16,
+    max_fraction: float = 0.8,
+    steps: int = 9,
+    max_images: int = 500,
+    batch_size: int = 32,
+    method_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Pixel-deletion area for the predicted class; the curve goes into the record's params."""
+    model, classifier, attribute = _explained_setup(backbone_path, backbone_kind, head_path, method, method_options)
+    images, _ = _load_images(dataset_dir, split, model.image_size, max_images)
+    fractions = deletion_fractions(max_fraction, steps)
+    curves = []
+    for s in range(0, len(images), batch_size):
+        x = images[s : s + batch_size]
+        with torch.no_grad():
+            pred = classifier(x).argmax(dim=1)
+        res = deletion_curve(classifier, x, pred, attribute(x, pred), block=block, fractions=fractions)
+        curves.append(torch.tensor(res.curve) * len(x))
+    curve = (torch.stack(curves).sum(0) / len(images)).tolist()
+    area = float(torch.trapezoid(torch.tensor(curve), torch.tensor(fractions)))
+    params = {"method": method, "method_options": dict(method_options or {}), "block": block,
+              "fractions": fractions, "curve": curve, "num_images": len(images), "split": split}  # fmt: skip
+    rec = make_record("deletion_area", area, backbone=backbone, variant=variant, dataset=dataset, params=params)
+    return write_records(out, [rec])[0]

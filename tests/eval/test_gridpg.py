@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from aloe.eval.gridpg import cell_scores, confident_correct, evaluate_gridpg, gridpg, make_grids
+
+K = 5  # classes; an image of class k lights channel k
+
+
+def _data(n=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % K
+    strength = torch.rand(n, generator=g) * 2
+    images = torch.zeros(n, K, 8, 8)
+    images[torch.arange(n), labels] = strength[:, None, None]
+    return images, labels, strength
+
+
+def classifier(x):  # linear: logits = 4 * per-channel mean
+    return 4 * x.mean(dim=(2, 3))
+
+
+def input_x_gradient(grids, classes):  # exact input x gradient of `classifier` for the class
+    return grids[torch.arange(len(classes)), classes] * 4 / grids[0, 0].numel()
+
+
+def test_confident_correct_threshold():
+    images, labels, strength = _data()
+    keep = confident_correct(classifier, images, labels, threshold=0.6)
+    conf = torch.exp(4 * strength) / (torch.exp(4 * strength) + K - 1)
+    assert keep.tolist() == (conf >= 0.6).nonzero().flatten().tolist()
+
+
+def test_grids_have_distinct_confident_classes():
+    images, labels, _ = _data()
+    cand = confident_correct(classifier, images, labels, threshold=0.5)
+    grids, cls = make_grids(images, labels, cand, num_grids=6, seed=1)
+    assert grids.shape == (6, K, 16, 16)
+    for g, c in zip(grids, cls):
+        assert len(set(c.tolist())) == 4
+        for cell, (r, col) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+            patch = g[:, r * 8 : r * 8 + 8, col * 8 : col * 8 + 8]
+            assert patch[c[cell]].min() > 0 and patch.sum() == patch[c[cell]].sum()
+    with pytest.raises(ValueError, match=">= 4 classes"):
+        make_grids(images, labels, torch.tensor([0, 1, 2]), num_grids=1)
+
+
+def test_score_one_for_confined_and_quarter_for_uniform():
+    images, labels, _ = _data()
+    r = evaluate_gridpg(classifier, input_x_gradient, images, labels, threshold=0.5, num_grids=5)
+    assert r.mean == pytest.approx(1.0) and r.count == 20 and r.skipped_zero_mass == 0
+    uni = evaluate_gridpg(classifier, lambda x, c: torch.ones(x.shape[0], 3, 16, 16), images, labels, num_grids=5)
+    assert uni.mean == pytest.approx(0.25)
+
+
+def test_zero_mass_cells_are_skipped_and_counted():
+    images, labels, _ = _data()
+    grids, cls = make_grids(images, labels, torch.arange(40), num_grids=3)
+
+    calls = []
+
+    def half_negative(x, c):  # gridpg asks for cells 0..3 in order; cells 2 and 3 get negative maps
+        calls.append(c)
+        m = input_x_gradient(x, c)
+        return m if len(calls) <= 2 else -m
+
+    r = gridpg(half_negative, grids, cls)
+    assert r.count == 6 and r.skipped_zero_mass == 6 and r.mean == pytest.approx(1.0)
+    assert [c.tolist() for c in calls] == cls.T.tolist()
+
+
+def test_cell_scores_partial():
+    a = torch.zeros(1, 4, 4)
+    a[0, 0, 0] = 3.0  # top-left
+    a[0, 3, 3] = 1.0  # bottom-right
+    a[0, 0, 3] = -5.0  # negative mass is ignored
+    torch.testing.assert_close(cell_scores(a), torch.tensor([[0.75, 0.0, 0.0, 0.25]], dtype=torch.float64))

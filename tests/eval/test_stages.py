@@ -1,0 +1,115 @@
+"""End to end on the synthetic world: teacher and B-cos student through every evaluation stage."""
+
+import pytest
+import torch
+
+from aloe import bcosify
+from aloe.data.zero_shot import load_templates
+from aloe.eval.features import ProvenanceMismatchError, load_features, read_metadata
+from aloe.eval.records import RECORD_KEYS, read_records
+from aloe.eval.stages import (
+    load_head, run_deletion, run_dense_probe, run_extract_features, run_gridpg, run_knn, run_linear_probe,
+    run_zeroshot,
+)
+
+from eval_helpers import save_tiny_teacher
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stages")
+    teacher_dir = save_tiny_teacher(root / "teacher", "vit")
+    from aloe import load_teacher
+
+    student = bcosify(load_teacher(str(teacher_dir)))
+    student.save_pretrained(root / "student")
+    return root, teacher_dir, root / "student"
+
+
+def _features(root, backbone_dir, kind, world, dataset, **kw):
+    paths = {}
+    for split in ("train", "test"):
+        paths[split] = root / f"{kind}_{dataset}_{split}.safetensors"
+        run_extract_features(paths[split], backbone_path=str(backbone_dir), backbone_kind=kind,
+                             dataset_dir=str(world / dataset), dataset=dataset, split=split, batch_size=16, **kw)
+    return paths
+
+
+def test_classification_stages(dirs, world):
+    root, teacher_dir, student_dir = dirs
+    common = dict(backbone="tiny-vit", dataset="shapes")
+    for kind, path, variant in (("teacher", teacher_dir, "teacher"), ("student", student_dir, "bcosified")):
+        f = _features(root, path, kind, world, "shapes")
+        feats = load_features(f["train"], {"dataset": "shapes", "split": "train"})
+        assert feats["global"].shape == (48, 32) and feats["labels"].bincount().tolist() == [12] * 4
+        assert read_metadata(f["train"])["num_samples"] == "48"
+        with pytest.raises(ProvenanceMismatchError):
+            load_features(f["train"], {"dataset": "textures"})
+        head = root / f"{kind}_head.safetensors"
+        lp = run_linear_probe(root / f"{kind}_lp.json", train_features=str(f["train"]), test_features=str(f["test"]),
+                              head_out=str(head), iterations=300, batch_size=16, lrs=(0.1, 1.0, 10.0), variant=variant,
+                              **common)
+        knn = run_knn(root / f"{kind}_knn.json", train_features=str(f["train"]), test_features=str(f["test"]),
+                      k=5, variant=variant, **common)
+        for rec, metric in ((lp, "lp_top1"), (knn, "knn_top1")):
+            assert set(rec) == set(RECORD_KEYS) and rec["metric"] == metric and 0.0 <= rec["value"] <= 100.0
+            assert rec["value"] * 24 / 100 == pytest.approx(round(rec["value"] * 24 / 100))  # a count of 24 tests
+        assert read_records(root / f"{kind}_lp.json") == [lp]
+        assert lp["value"] > 25.0  # better than chance on 4 shape classes
+    # a head is bound to its backbone
+    with pytest.raises(ValueError, match="another backbone"):
+        load_head(root / "student_head.safetensors", teacher_dir)
+    # train and test from different backbones are refused
+    with pytest.raises(ProvenanceMismatchError, match="backbone_checksum"):
+        run_knn(root / "bad.json", train_features=str(root / "teacher_shapes_train.safetensors"),
+                test_features=str(root / "student_shapes_test.safetensors"), variant="x", **common)
+    assert not (root / "bad.json").exists()
+
+    explained = dict(dataset_dir=str(world / "shapes"), split="test", dataset="shapes", backbone="tiny-vit")
+    g = run_gridpg(root / "gridpg_bcos.json", backbone_path=str(student_dir), backbone_kind="student",
+                   head_path=str(root / "student_head.safetensors"), method="bcos", threshold=0.0, num_grids=3,
+                   variant="bcosified", **explained)
+    assert 0.0 <= g["value"] <= 1.0 and g["params"]["cells_scored"] + g["params"]["cells_skipped_zero_mass"] == 12
+    g_ig = run_gridpg(root / "gridpg_ig.json", backbone_path=str(teacher_dir), backbone_kind="teacher",
+                      head_path=str(root / "teacher_head.safetensors"), method="ig", threshold=0.0, num_grids=2,
+                      method_options={"n_steps": 8}, variant="teacher", **explained)
+    assert 0.0 <= g_ig["value"] <= 1.0
+    g_cam = run_gridpg(root / "gridpg_cam.json", backbone_path=str(teacher_dir), backbone_kind="teacher",
+                       head_path=str(root / "teacher_head.safetensors"), method="chefercam", threshold=0.0,
+                       num_grids=2, variant="teacher", **explained)
+    assert 0.0 <= g_cam["value"] <= 1.0 and g_cam["params"]["method"] == "chefercam"
+    d = run_deletion(root / "del.json", backbone_path=str(student_dir), backbone_kind="student",
+                     head_path=str(root / "student_head.safetensors"), method="bcos", block=8, steps=5, max_images=6,
+                     variant="bcosified", **explained)
+    curve = d["params"]["curve"]
+    assert len(curve) == 5 and all(0 <= c <= 1 for c in curve)
+    area = torch.trapezoid(torch.tensor(curve), torch.tensor([0, 0.2, 0.4, 0.6, 0.8]))
+    assert d["value"] == pytest.approx(float(area))
+
+
+def test_dense_stage(dirs, world):
+    root, teacher_dir, _ = dirs
+    f = _features(root, teacher_dir, "teacher", world, "depth", patch_blocks=[0, 1])
+    tr = load_features(f["train"], {})
+    assert tr["block0"].shape == (8, 32, 4, 4) and tr["depth"].shape == (8, 1, 32, 32) and tr["normal"].shape[1] == 3
+    recs = run_dense_probe(root / "depth.json", train_features=str(f["train"]), test_features=str(f["test"]),
+                           task="depth", backbone="tiny-vit", variant="teacher", dataset="depth", epochs=2)
+    assert [r["metric"] for r in recs] == [f"depth_{k}_{m}" for k in ("abs", "rel")
+                                           for m in ("delta1", "delta2", "delta3", "rmse")]
+    normals = run_dense_probe(root / "normals.json", train_features=str(f["train"]), test_features=str(f["test"]),
+                              task="normals", blocks=[1], backbone="tiny-vit", variant="teacher", dataset="depth",
+                              epochs=2)
+    assert normals[-1]["metric"] == "normals_rmse_deg" and 0 < normals[-1]["value"] < 180
+    with pytest.raises(ValueError, match="blocks"):
+        run_dense_probe(root / "x.json", train_features=str(f["train"]), test_features=str(f["test"]), task="depth",
+                        blocks=[5], backbone="b", variant="v", dataset="depth")
+
+
+def test_zeroshot_stage(tmp_path, world):
+    siglip_dir = save_tiny_teacher(tmp_path / "siglip", "siglip")
+    rec = run_zeroshot(tmp_path / "zs.json", text_model_path=str(siglip_dir), image_encoder_path=str(siglip_dir),
+                       image_encoder_kind="teacher", dataset_dir=str(world / "shapes"), dataset="shapes",
+                       split="test", templates=load_templates("single"), template_set="single",
+                       backbone="tiny-siglip", variant="teacher")
+    assert rec["metric"] == "zeroshot_top1" and rec["params"]["num_images"] == 24
+    assert rec["value"] * 24 / 100 == pytest.approx(round(rec["value"] * 24 / 100))
