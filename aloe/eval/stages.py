@@ -19,7 +19,6 @@ from safetensors.torch import save_file
 from transformers.utils import cached_file
 
 from aloe.data.eval_loader import EvalLoader
-from aloe.eval.attributions import make_attribution_fn
 from aloe.eval.classifier import ProbedClassifier
 from aloe.eval.deletion import deletion_curve, deletion_fractions
 from aloe.eval.dense import evaluate_dense_probe
@@ -90,15 +89,46 @@ def run_extract_features(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Compute (or verify) the feature cache ``out`` for one (backbone, dataset, split)."""
+    return run_extract_feature_splits(
+        {split: out}, backbone_path=backbone_path, backbone_kind=backbone_kind, dataset_dir=dataset_dir,
+        dataset=dataset, image_size=image_size, batch_size=batch_size, last_n=last_n, avgpool=avgpool,
+        patch_blocks=patch_blocks, num_workers=num_workers, device=device,
+    )[split]
+
+
+def run_extract_feature_splits(
+    outs: dict[str, str | os.PathLike],
+    *,
+    backbone_path: str,
+    backbone_kind: str,
+    dataset_dir: str,
+    dataset: str,
+    image_size: int | None = None,
+    batch_size: int = 64,
+    last_n: int = 1,
+    avgpool: bool = False,
+    patch_blocks: Sequence[int] = (),
+    num_workers: int = 0,
+    device: str = "cpu",
+) -> dict[str, dict[str, Any]]:
+    """The feature caches of several splits (split -> path) of one dataset, loading the backbone once."""
     backbone = load_backbone(backbone_path, backbone_kind).to(device)
     size = int(image_size or backbone.image_size)
-    loader = EvalLoader(dataset_dir, split, image_size=size, batch_size=batch_size, num_workers=num_workers)
-    cached_features(
-        out, backbone, loader, dataset=dataset, split=split, preprocessing=preprocessing_record(backbone, size),
-        last_n=last_n, avgpool=avgpool, patch_blocks=patch_blocks, device=device,
-        backbone_checksum=checkpoint_checksum(backbone_path),
-    )
-    return read_provenance(out)
+    checksum = checkpoint_checksum(backbone_path)
+    provenance = {}
+    for split, out in outs.items():
+        loader = EvalLoader(dataset_dir, split, image_size=size, batch_size=batch_size, num_workers=num_workers)
+        cached_features(
+            out, backbone, loader, dataset=dataset, split=split, preprocessing=preprocessing_record(backbone, size),
+            last_n=last_n, avgpool=avgpool, patch_blocks=patch_blocks, device=device, backbone_checksum=checksum,
+        )
+        provenance[split] = read_provenance(out)
+    return provenance
+
+
+def run_extract_train_test(train_out: str, test_out: str, **kwargs: Any) -> dict[str, dict[str, Any]]:
+    """Workflow entry point: the train and test feature caches of one (backbone, dataset)."""
+    return run_extract_feature_splits({"train": train_out, "test": test_out}, **kwargs)
 
 
 def _train_test(train_features: str, test_features: str, dataset: str) -> tuple[dict, dict, dict]:
@@ -260,6 +290,8 @@ def _load_images(dataset_dir: str, split: str, image_size: int, max_images: int)
 
 
 def _explained_setup(backbone_path, backbone_kind, head_path, method, method_options):
+    from aloe.eval.attributions import make_attribution_fn  # captum is slow to import; only these stages need it
+
     model = load_backbone(backbone_path, backbone_kind)
     weight, bias = load_head(head_path, backbone_path)
     classifier = ProbedClassifier(model, weight, bias).eval()

@@ -1,0 +1,29 @@
+# aloe: Align Once to Explain. The study as one DAG:
+# url lists -> shards -> teachers/students -> features -> metrics -> tables.
+# `config.yaml` holds every setting; `preset` picks the study block (demo by default, paper with
+# `--profile slurm`). Each rule calls one plain aloe function through workflow/scripts/stage.py.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/align.smk"
+include: "workflow/rules/eval.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        expand("results/tables/{table}.{ext}", table=TABLES, ext=("csv", "tex")),
+        "results/plots/fig9_data_efficiency.png",
+        "results/plots/fig1_gridpg_vs_accuracy.png",

@@ -1,0 +1,99 @@
+"""Workflow entry points of the alignment stage: one training run, LR selection, baselines.
+
+Each function takes paths and config values as keyword arguments. Training runs are built as
+:class:`AlignJob` instances (submitit-checkpointable), so on SLURM a preempted or timed-out run
+requeues itself and resumes from its own checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+from aloe.align.job import AlignJob
+from aloe.align.sweep import select_best_run
+from aloe.io import read_json, write_json
+
+SYMBOLIC_DEPTHS = ("L", "L/3", "2L/3")
+
+
+def resolve_symbolic_depths(depths: Any, num_layers: int) -> Optional[list[int]]:
+    """'default' -> None (the trainer's {L/3, 2L/3, L}); symbols L, L/3, 2L/3, all -> 1-based blocks."""
+    if depths == "default":
+        return None
+    out: list[int] = []
+    for d in depths:
+        if d == "all":
+            out += list(range(1, num_layers + 1))
+        elif d == "L":
+            out.append(num_layers)
+        elif d == "L/3":  # clamped to block 1 for models shallower than 3 blocks
+            out.append(max(num_layers // 3, 1))
+        elif d == "2L/3":
+            out.append(max(2 * num_layers // 3, 1))
+        elif isinstance(d, int):
+            out.append(d)
+        else:
+            raise ValueError(f"config key 'depths': {d!r} is not an integer or one of {SYMBOLIC_DEPTHS + ('all',)}")
+    return sorted(set(out))
+
+
+def shard_files(directory: str | os.PathLike) -> list[str]:
+    files = sorted(str(p) for p in Path(directory).glob("*.tar"))
+    if not files:
+        raise FileNotFoundError(f"no webdataset shards (*.tar) in {directory}")
+    return files
+
+
+def alignment_job(result: str | os.PathLike, *, teacher: str, teacher_depth: int, b: float, stem: str,
+                  train: Mapping[str, Any], shards: str, heldout_shards: Optional[str] = None,
+                  train_keys: Optional[str] = None, depths: Any = "default") -> AlignJob:
+    """The checkpointable job of one alignment (or baseline) run writing ``<run dir>/result.json``.
+
+    ``shards`` / ``heldout_shards`` are shard folders; ``depths`` may use the symbols L, L/3, 2L/3
+    and all, resolved against ``teacher_depth``; ``train`` holds the remaining TrainConfig keys.
+    """
+    cfg = dict(train)
+    cfg.update(out_dir=str(Path(result).parent), shards=shard_files(shards),
+               depths=resolve_symbolic_depths(depths, teacher_depth))
+    if heldout_shards is not None:
+        cfg["heldout_shards"] = shard_files(heldout_shards)
+    if train_keys is not None:
+        cfg["train_keys"] = str(train_keys)
+    return AlignJob({"teacher": str(teacher), "b": b, "stem": stem, "train": cfg})
+
+
+def _install(out_dir: Path, student_dir: Path, record: dict[str, Any]) -> None:
+    """Copy ``student_dir`` to ``out_dir`` through a temp folder, with ``selection.json`` beside it."""
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(student_dir, tmp)
+    write_json(tmp / "selection.json", record)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+
+
+def select_backbone(out_dir: str | os.PathLike, *, run_results: Sequence[str]) -> dict[str, Any]:
+    """Pick the run with the lowest held-out loss and install its student as the backbone ``out_dir``
+    (``selection.json`` records the losses that were compared)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    compared = out_dir.with_name(f".{out_dir.name}.selection.json")
+    record = select_best_run([Path(r).parent for r in run_results], compared)
+    compared.unlink()
+    _install(out_dir, Path(record["selected"]) / "student", record)
+    return record
+
+
+def install_student(out_dir: str | os.PathLike, *, run_result: str) -> dict[str, Any]:
+    """Install a single run's student (a baseline, which has no LR sweep) as the backbone ``out_dir``."""
+    run = Path(run_result).parent
+    record = {"selected": str(run), "result": read_json(run_result)}
+    _install(Path(out_dir), run / "student", record)
+    return record
+
+
+__all__ = ["alignment_job", "install_student", "resolve_symbolic_depths", "select_backbone", "shard_files"]

@@ -1,0 +1,102 @@
+"""The workflow without running it: schema, lint, formatting, and the paper study's plan."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1")
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(*args: str, cwd: Path = ROOT, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run."""
+    table = output.split("Job stats:")[1].split("Reasons:")[0] if "Reasons:" in output else output.split("Job stats:")[1]
+    counts = {}
+    for line in table.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m:
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def test_paper_dry_run_plans_the_study_without_network():
+    out = snakemake("-n", "--profile", "slurm", "--quiet", "rules")
+    counts = job_counts(out.stdout + out.stderr)
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())["paper"]
+    n_teachers = len(cfg["teachers"])
+    abl = cfg["ablations"]
+    main_runs = len(cfg["alignment"]["teachers"]) * len(cfg["alignment"]["lrs"])
+    ablation_runs = (len(abl["depths"]["teachers"]) * len(abl["depths"]["settings"])
+                     + len(abl["losses"]["teachers"]) * len(abl["losses"]["settings"])
+                     + len(abl["fractions"]["teachers"]) * len(abl["fractions"]["settings"]))
+    assert counts["teacher"] == n_teachers == 8
+    assert counts["align_run"] == main_runs + ablation_runs == 24 + 5 + 12 + 8
+    assert counts["select_alignment"] == len(cfg["alignment"]["teachers"]) + ablation_runs == 33
+    assert counts["baseline_run"] == counts["install_baseline"] == 3
+    assert counts["prepare_eval_dataset"] == 11
+    assert counts["download_alignment_set"] == 1 and counts["alignment_splits"] == 1
+    # val + the fractions below 1 that the data-efficiency ablation trains on
+    assert counts["alignment_subset"] == 1 + sum(f < 1 for f in abl["fractions"]["settings"])
+    # LP: every backbone of Table B1 (8 teachers, 8 ALOE students, 3 baselines) on all datasets, the
+    # depth ablation (Table 4) on all datasets, the loss ablation (B8) and data fractions (Fig. 9) on the first
+    n_cls = len(cfg["evaluation"]["classification"])
+    assert counts["linear_probe"] == 19 * n_cls + 5 * n_cls + 12 + 8 == 260
+    assert counts["knn"] == 19 * n_cls == 190
+    assert counts["table"] == 11
+    assert sum(counts.values()) >= 500
+
+
+def test_schema_violation_stops_before_the_dag(tmp_path):
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg["demo"]["alignment"]["lrs"] = "fast"
+    cfg["demo"]["evaluation"]["knn"]["bogus_key"] = 3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    out = snakemake("-n", "--configfile", str(bad), check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "'fast' is not of type 'array'" in text or "bogus_key" in text
+    assert "Building DAG" not in text
+
+
+def test_unknown_preset_is_rejected():
+    out = snakemake("-n", "--config", "preset=huge", check=False)
+    assert out.returncode != 0 and "'huge' is not one of ['demo', 'tiny', 'paper']" in out.stdout + out.stderr
+
+
+def test_lint_clean():
+    out = snakemake("--lint", check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_snakefmt_clean():
+    exe = shutil.which("snakefmt")
+    assert exe, "snakefmt is a test dependency (pip install -e '.[test]')"
+    files = ["Snakefile", *sorted(str(p) for p in (ROOT / "workflow" / "rules").glob("*.smk"))]
+    out = subprocess.run([exe, "--check", *files], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_table_target_builds_only_its_sub_dag():
+    out = snakemake("-n", "--config", "preset=tiny", "--quiet", "rules", "results/tables/table3b.tex")
+    counts = job_counts(out.stdout + out.stderr)
+    assert counts["table"] == 1
+    assert counts["zero_shot"] == 3  # demo_siglip: teacher, bcosification, aloe
+    for other in ("linear_probe", "knn", "dense_probe", "gridpg", "plot_data_efficiency"):
+        assert other not in counts, other

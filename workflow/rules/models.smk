@@ -1,0 +1,29 @@
+# Model stages (aloe.models): make each teacher loadable (train the demo teachers) and record it.
+
+
+rule teacher:
+    output:
+        out="results/teachers/{teacher}/teacher.json",
+    log:
+        "results/logs/models/teacher_{teacher}.log",
+    benchmark:
+        "results/benchmarks/models/teacher_{teacher}.tsv"
+    conda:
+        "../../envs/models.yaml"
+    params:
+        fn="aloe.models.teacher_stage:prepare_teacher",
+        kwargs=lambda w: dict(
+            name=w.teacher,
+            family=TEACHERS[w.teacher]["family"],
+            source=TEACHERS[w.teacher]["source"],
+            training=TEACHERS[w.teacher].get("training"),
+            seed=STUDY["seed"],
+            world=(
+                {k: STUDY["synthetic_world"][k] for k in ("image_size", "num_classes")}
+                if TEACHERS[w.teacher]["source"] == "demo"
+                else None
+            ),
+        ),
+        launch=launch_block("teacher"),
+    script:
+        STAGE

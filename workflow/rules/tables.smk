@@ -1,0 +1,77 @@
+# Table stages (aloe.tables): each paper table is its own target and needs only its own records.
+
+
+rule table:
+    input:
+        record_paths=lambda w: table_plan(w.table)[0],
+    output:
+        out_csv="results/tables/{table}.csv",
+        out_tex="results/tables/{table}.tex",
+    log:
+        "results/logs/tables/{table}.log",
+    benchmark:
+        "results/benchmarks/tables/{table}.tsv"
+    wildcard_constraints:
+        table="|".join(TABLES),
+    conda:
+        "../../envs/tables.yaml"
+    params:
+        fn="aloe.tables:build_table",
+        kwargs=lambda w: dict(name=w.table, **table_plan(w.table)[1]),
+    script:
+        STAGE
+
+
+rule plot_data_efficiency:
+    input:
+        record_paths=metric_files(
+            "linear_probe",
+            ABLATIONS["fractions"]["teachers"],
+            FIRST,
+            ablation_variants(
+                "data", [f"{f:g}" for f in ABLATIONS["fractions"]["settings"]]
+            ),
+        ),
+    output:
+        out_png="results/plots/fig9_data_efficiency.png",
+    log:
+        "results/logs/tables/fig9.log",
+    benchmark:
+        "results/benchmarks/tables/fig9.tsv"
+    conda:
+        "../../envs/tables.yaml"
+    params:
+        fn="aloe.tables:plot_data_efficiency",
+        kwargs=dict(
+            metric_name="lp_top1",
+            dataset=FIRST[0],
+            backbones=ABLATIONS["fractions"]["teachers"],
+        ),
+    script:
+        STAGE
+
+
+rule plot_gridpg_vs_accuracy:
+    input:
+        record_paths=metric_files(
+            "linear_probe",
+            STUDY["tables"]["main"],
+            FIRST,
+            lambda t: ["teacher", "aloe"],
+        )
+        + gridpg_files(STUDY["tables"]["main"]),
+    output:
+        out_png="results/plots/fig1_gridpg_vs_accuracy.png",
+    log:
+        "results/logs/tables/fig1.log",
+    benchmark:
+        "results/benchmarks/tables/fig1.tsv"
+    conda:
+        "../../envs/tables.yaml"
+    params:
+        fn="aloe.tables:plot_gridpg_vs_accuracy",
+        kwargs=dict(
+            metric_name="lp_top1", dataset=FIRST[0], backbones=STUDY["tables"]["main"]
+        ),
+    script:
+        STAGE
