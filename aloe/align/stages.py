@@ -14,7 +14,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from aloe.align.job import AlignJob
 from aloe.align.sweep import select_best_run
-from aloe.io import read_json, write_json
+from aloe.io import atomic_dir, read_json, write_json
 
 SYMBOLIC_DEPTHS = ("L", "L/3", "2L/3")
 
@@ -67,13 +67,9 @@ def alignment_job(result: str | os.PathLike, *, teacher: str, teacher_depth: int
 
 def _install(out_dir: Path, student_dir: Path, record: dict[str, Any]) -> None:
     """Copy ``student_dir`` to ``out_dir`` through a temp folder, with ``selection.json`` beside it."""
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(student_dir, tmp)
-    write_json(tmp / "selection.json", record)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+    with atomic_dir(out_dir) as tmp:
+        shutil.copytree(student_dir, tmp, dirs_exist_ok=True)
+        write_json(tmp / "selection.json", record)
 
 
 def select_backbone(out_dir: str | os.PathLike, *, run_results: Sequence[str]) -> dict[str, Any]:

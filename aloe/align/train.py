@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -36,7 +34,7 @@ from aloe.align.schedule import LrFactor
 from aloe.align.signals import StopSignals
 from aloe.align.loader_stream import LoaderStream
 from aloe.align.stream import ShardStream, expand_shards, heldout_batches
-from aloe.io import atomic_path, write_json, write_text
+from aloe.io import atomic_dir, atomic_path, write_json, write_text
 
 STREAMS = {"loader": LoaderStream, "stream": ShardStream}  # config key 'data_loader'
 PAIR_ATTRS = ("family", "image_size", "patch_size", "hidden_size", "num_layers", "num_prefix_tokens")
@@ -108,15 +106,8 @@ def _metrics_log(path: Path, resume_step: int | None):
 
 def _save_student_dir(student, out: Path) -> None:
     """``student.save_pretrained`` into a temp folder renamed into place (no partial output)."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         student.save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def train(

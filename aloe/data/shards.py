@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -40,7 +38,7 @@ import numpy as np
 import webdataset as wds
 from PIL import Image
 
-from aloe.io import read_json, write_json
+from aloe.io import atomic_dir, read_json, write_json
 
 META_FILE = "meta.json"
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
@@ -84,10 +82,8 @@ def write_split(
     Returns the split's entry for ``meta.json``.
     """
     dataset_dir = Path(dataset_dir)
-    dataset_dir.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{split}.", suffix=".tmp", dir=dataset_dir))
     count = 0
-    try:
+    with atomic_dir(dataset_dir / split) as tmp_dir:
         with wds.ShardWriter(
             str(tmp_dir / "%06d.tar"), maxcount=samples_per_shard, verbose=0, encoder=False, mtime=0
         ) as sink:
@@ -96,13 +92,6 @@ def write_split(
                 count += 1
         if count == 0:
             raise ValueError(f"split {split!r} of {dataset_dir} has no samples")
-        final = dataset_dir / split
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp_dir, final)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
     shards = sorted(p.name for p in (dataset_dir / split).glob("*.tar"))
     return {"num_samples": count, "shards": [f"{split}/{name}" for name in shards]}
 

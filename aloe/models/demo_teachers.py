@@ -26,8 +26,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -40,7 +38,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from aloe.data.zero_shot import load_templates
-from aloe.io import write_json
+from aloe.io import atomic_dir, write_json
 from aloe.models.demo_teacher_data import TEACHER_STREAMS, demo_caption_pairs, demo_labelled_images
 from aloe.models.demo_tokenizer import EOS_ID, PAD_ID, build_word_tokenizer
 from aloe.models.teacher import HALF, IMAGENET_MEAN, IMAGENET_STD
@@ -149,16 +147,8 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 
 # ---------------------------------------------------------------- saving
 def _save_atomically(out_dir: Path, write: Callable[[Path], None]) -> None:
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         write(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _write_preprocessor(directory: Path, family: str, image_size: int) -> None:
