@@ -18,15 +18,24 @@ from aloe.bcos.mode import DynamicLinear
 RotaryFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, detach_attention: bool) -> torch.Tensor:
-    """softmax(q kᵀ / sqrt(d)) v over (N, heads, T, d) tensors; the matrix is detached on request."""
-    if not detach_attention:
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, detach_attention: bool,
+           record: Optional[list] = None) -> torch.Tensor:
+    """softmax(q kᵀ / sqrt(d)) v over (N, heads, T, d) tensors; the matrix is detached on request.
+
+    With a ``record`` list the matrix is computed explicitly (not SDPA) and appended, still in the
+    graph, for post-hoc attention explanations (CheferCAM, LeGrad).
+    """
+    if not detach_attention and record is None:
         return F.scaled_dot_product_attention(q, k, v)
     attn = torch.softmax((q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5, dim=-1)
-    return attn.detach() @ v
+    if record is not None:
+        record.append(attn)
+    return (attn.detach() if detach_attention else attn) @ v
 
 
 class DynamicAttention(DynamicLinear):
+    record: Optional[list] = None  # set to a list to record each attention matrix (see ``attend``)
+
     def __init__(self, dim: int, num_heads: int, b: float = 2.0):
         super().__init__()
         if dim % num_heads:
@@ -45,5 +54,5 @@ class DynamicAttention(DynamicLinear):
         q, k, v = self._heads(self.q_proj(x)), self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
         if rotary is not None:
             q, k = rotary(q, k)
-        out = attend(q, k, v, detach_attention=self.explanation_mode)
+        out = attend(q, k, v, detach_attention=self.explanation_mode, record=self.record)
         return self.o_proj(out.transpose(1, 2).reshape(x.shape))

@@ -323,6 +323,7 @@ def gridpg_files(teachers):
             f"results/metrics/gridpg/{t}/teacher/{m}.json"
             for m in EVAL["gridpg"]["methods"]
             if m != "bcos"
+            and not (m == "chefercam" and TEACHERS[t]["family"] == "siglip")
         ]
         files += [f"results/metrics/gridpg/{t}/aloe/bcos.json"]
     return files

@@ -2,27 +2,31 @@
 
 ``bcos``: the B-cos student's own W(x)·x (foundation ``explain``); ``captum_methods``:
 Integrated Gradients and LIME on any callable classifier; ``chefercam``: gradient-weighted
-attention rollout for HF ViT / DINOv3 teachers.
+attention rollout; ``legrad``: layer-wise gradients w.r.t. attention maps. The post-hoc methods
+(ig, lime, chefercam, legrad) run on teachers and on B-cos students alike.
 """
 
 from aloe.eval.attributions.bcos import bcos_attribution
 from aloe.eval.attributions.captum_methods import integrated_gradients, lime
 from aloe.eval.attributions.chefercam import chefercam
+from aloe.eval.attributions.legrad import legrad
 
-__all__ = ["bcos_attribution", "chefercam", "integrated_gradients", "lime"]
+__all__ = ["bcos_attribution", "chefercam", "integrated_gradients", "legrad", "lime"]
 
 
 def make_attribution_fn(method: str, classifier, **options):
     """fn(images, classes) for ``method`` in METHODS on a ``ProbedClassifier``.
 
-    ``bcos`` needs a B-cos student backbone, ``chefercam`` a ViT / DINOv3 teacher;
-    ``ig`` takes n_steps / internal_batch_size;
+    ``bcos`` needs a B-cos student backbone; ``chefercam`` a backbone with a [CLS] token (not
+    SigLIP); ``legrad`` takes layerwise; ``ig`` takes n_steps / internal_batch_size;
     ``lime`` takes block / n_samples / seed.
     """
     if method == "bcos":
         return lambda images, classes: bcos_attribution(classifier.backbone, classifier.weight, images, classes)
     if method == "chefercam":
         return lambda images, classes: chefercam(classifier.backbone, classifier.weight, images, classes)
+    if method == "legrad":
+        return lambda images, classes: legrad(classifier.backbone, classifier.weight, images, classes, **options)
     if method == "ig":
         return lambda images, classes: integrated_gradients(classifier, images, classes, **options)
     if method == "lime":
@@ -30,5 +34,5 @@ def make_attribution_fn(method: str, classifier, **options):
     raise ValueError(f"unknown attribution method {method!r}; available: {METHODS}")
 
 
-METHODS = ("bcos", "chefercam", "ig", "lime")
+METHODS = ("bcos", "chefercam", "ig", "legrad", "lime")
 __all__ += ["METHODS", "make_attribution_fn"]
