@@ -13,7 +13,11 @@ configfile: "config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
+include: "workflow/rules/common_eval.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/align.smk"
@@ -27,3 +31,5 @@ rule all:
         expand("results/tables/{table}.{ext}", table=TABLES, ext=("csv", "tex")),
         "results/plots/fig9_data_efficiency.png",
         "results/plots/fig1_gridpg_vs_accuracy.png",
+        expand("results/tables/{table}.html", table=TABLES),
+        "results/plots/explanations.png",

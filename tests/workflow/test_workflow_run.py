@@ -83,3 +83,11 @@ def test_lp_edit_reruns_only_lp_and_its_consumers(tiny_run):
     # consumers: the tables and plots that show LP, and GridPG / deletion (they use the LP head)
     assert set(counts) <= {"table", "plot_data_efficiency", "plot_gridpg_vs_accuracy", "gridpg", "deletion", "all"}
     assert "features" not in counts and "align_run" not in counts and "knn" not in counts
+
+
+def test_report_holds_tables_plots_and_explanations(tiny_run):
+    snakemake(tiny_run, "--report", str(tiny_run / "report.html"))
+    html = (tiny_run / "report.html").read_text(errors="replace")
+    assert len(html) > 100_000
+    for name in ("table2.html", "tableB6.html", "fig9_data_efficiency.png", "explanations.png"):
+        assert name in html, name

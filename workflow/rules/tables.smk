@@ -33,7 +33,11 @@ rule plot_data_efficiency:
             ),
         ),
     output:
-        out_png="results/plots/fig9_data_efficiency.png",
+        out_png=report(
+            "results/plots/fig9_data_efficiency.png",
+            caption="../report/fig9.rst",
+            category="Plots",
+        ),
     log:
         "results/logs/tables/fig9.log",
     benchmark:
@@ -61,7 +65,11 @@ rule plot_gridpg_vs_accuracy:
         )
         + gridpg_files(STUDY["tables"]["main"]),
     output:
-        out_png="results/plots/fig1_gridpg_vs_accuracy.png",
+        out_png=report(
+            "results/plots/fig1_gridpg_vs_accuracy.png",
+            caption="../report/fig1.rst",
+            category="Plots",
+        ),
     log:
         "results/logs/tables/fig1.log",
     benchmark:
@@ -73,5 +81,62 @@ rule plot_gridpg_vs_accuracy:
         kwargs=dict(
             metric_name="lp_top1", dataset=FIRST[0], backbones=STUDY["tables"]["main"]
         ),
+    script:
+        STAGE
+
+
+rule table_html:
+    input:
+        in_csv="results/tables/{table}.csv",
+    output:
+        out_html=report(
+            "results/tables/{table}.html",
+            caption=f"{REPORT}/table.rst",
+            category="Tables",
+            subcategory="{table}",
+            labels={"table": "{table}", "format": "HTML"},
+        ),
+    log:
+        "results/logs/tables/{table}.html.log",
+    benchmark:
+        "results/benchmarks/tables/{table}.html.tsv"
+    wildcard_constraints:
+        table="|".join(TABLES),
+    conda:
+        "../../envs/tables.yaml"
+    params:
+        fn="aloe.tables.html:table_html",
+        kwargs={},
+    script:
+        STAGE
+
+
+rule explanation_grid:
+    input:
+        explanation_inputs(FIRST[0]),
+    output:
+        out_png=report(
+            "results/plots/explanations.png",
+            caption=f"{REPORT}/explanations.rst",
+            category="Explanations",
+        ),
+    log:
+        "results/logs/tables/explanations.log",
+    benchmark:
+        "results/benchmarks/tables/explanations.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    params:
+        fn="aloe.tables.explanations:explanation_grid",
+        kwargs=dict(
+            backbones=explanation_backbones(FIRST[0]),
+            dataset_dir=eval_dataset_dir(FIRST[0]),
+            split="test",
+            num_images=4,
+            seed=STUDY["seed"],
+            methods=EXPLAIN_METHODS,
+            device=device_for("explain"),
+        ),
+        launch=launch_block("explain"),
     script:
         STAGE

@@ -1,0 +1,218 @@
+# Helpers of the evaluation, table and report rules (lint: functions live in common modules).
+
+
+# ---- used by eval.smk ----
+def record_variant(variant):
+    """Path-safe variant names -> the record convention of aloe.tables (aloe_loss-mse -> aloe:loss=mse)."""
+    if variant.startswith("aloe_"):
+        axis, _, setting = variant.removeprefix("aloe_").partition("-")
+        return f"aloe:{axis}={setting}"
+    return variant
+
+
+def device_for(stage):
+    return "cuda" if STUDY["resources"][stage].get("gpus_per_node", 0) > 0 else "cpu"
+
+
+def dense_blocks(teacher):
+    """0-based blocks whose patch tokens feed the dense probes (Probe3D: L/4-1, L/2-1, 3L/4-1, L-1)."""
+    depth = TEACHERS[teacher]["depth"]
+    blocks = EVAL["dense"]["blocks"]
+    if blocks == "quartiles":
+        return sorted({max(depth * q // 4 - 1, 0) for q in (1, 2, 3, 4)})
+    if blocks == "last":
+        return [depth - 1]
+    return [b - 1 for b in blocks]
+
+
+def feature_file(teacher, variant, dataset, split):
+    return f"results/features/{teacher}/{variant}/{dataset}/{split}.safetensors"
+
+
+def zero_shot_templates(name):
+    from aloe.data.zero_shot import load_templates
+
+    return load_templates(name)
+
+
+def explained_inputs(w, dataset):
+    return [
+        backbone_input(w),
+        f"results/metrics/linear_probe/{w.teacher}/{w.variant}/{dataset}.head.safetensors",
+        eval_dataset_input(dataset),
+    ]
+
+
+def explained_kwargs(w, dataset):
+    return dict(
+        backbone_path=backbone(w.teacher, w.variant)[0],
+        backbone_kind=backbone(w.teacher, w.variant)[1],
+        head_path=f"results/metrics/linear_probe/{w.teacher}/{w.variant}/{dataset}.head.safetensors",
+        dataset_dir=eval_dataset_dir(dataset),
+        split="test",
+        method=w.method,
+        backbone=w.teacher,
+        variant=record_variant(w.variant),
+        dataset=dataset,
+    )
+
+
+# ---- used by tables.smk ----
+CLASSIFICATION = EVAL["classification"]
+
+
+FIRST = CLASSIFICATION[:1]
+
+
+BASELINE = set(STUDY["baselines"]["teachers"])
+
+
+SIGLIP = [t for t in ALIGN["teachers"] if TEACHERS[t]["family"] == "siglip"]
+
+
+def main_variants(teacher):
+    return ["teacher"] + (["bcosification"] if teacher in BASELINE else []) + ["aloe"]
+
+
+def metric_files(kind, teachers, datasets, variants=main_variants):
+    return [
+        f"results/metrics/{kind}/{t}/{v}/{d}.json"
+        for t in teachers
+        for v in variants(t)
+        for d in datasets
+    ]
+
+
+def ablation_variants(axis, names):
+    return lambda teacher: [f"aloe_{axis}-{n}" for n in names]
+
+
+def gridpg_files(teachers):
+    files = []
+    for t in teachers:
+        files += [
+            f"results/metrics/gridpg/{t}/teacher/{m}.json"
+            for m in EVAL["gridpg"]["methods"]
+            if m != "bcos"
+            and not (m == "chefercam" and TEACHERS[t]["family"] == "siglip")
+        ]
+        files += [f"results/metrics/gridpg/{t}/aloe/bcos.json"]
+    return files
+
+
+def table_plan(table):
+    """(record files, build_table keyword arguments) of one table."""
+    main = STUDY["tables"]["main"]
+    zs = [f"{d}/openclip_imagenet" for d in EVAL["zero_shot"]["datasets"]]
+    dense = STUDY["tables"]["depth"]
+    depths = ABLATIONS["depths"]
+    losses = ABLATIONS["losses"]
+    plans = {
+        "table2": (
+            metric_files("linear_probe", main, CLASSIFICATION),
+            dict(backbones=main, datasets=CLASSIFICATION),
+        ),
+        "table3a": (
+            metric_files("knn", main, CLASSIFICATION),
+            dict(backbones=main, datasets=CLASSIFICATION),
+        ),
+        "table3b": (
+            metric_files("zero_shot", [t for t in main if t in SIGLIP], zs),
+            dict(
+                backbones=[t for t in main if t in SIGLIP],
+                select={"template_set": "openclip_imagenet"},
+            ),
+        ),
+        "table4": (
+            metric_files(
+                "linear_probe",
+                depths["teachers"],
+                CLASSIFICATION,
+                ablation_variants("depths", depths["settings"]),
+            ),
+            dict(backbones=depths["teachers"], datasets=CLASSIFICATION),
+        ),
+        "tableB1": (
+            metric_files("linear_probe", ALIGN["teachers"], CLASSIFICATION),
+            dict(backbones=ALIGN["teachers"], datasets=CLASSIFICATION),
+        ),
+        "tableB2": (
+            metric_files("knn", ALIGN["teachers"], CLASSIFICATION),
+            dict(backbones=ALIGN["teachers"], datasets=CLASSIFICATION),
+        ),
+        "tableB3": (
+            metric_files("zero_shot", SIGLIP, zs),
+            dict(backbones=SIGLIP, select={"template_set": "openclip_imagenet"}),
+        ),
+        "tableB4": (metric_files("dense", dense, ["depth"]), dict(backbones=dense)),
+        "tableB5": (metric_files("dense", dense, ["normals"]), dict(backbones=dense)),
+        "tableB6": (
+            metric_files("linear_probe", main, FIRST, lambda t: ["teacher", "aloe"])
+            + metric_files("knn", main, FIRST, lambda t: ["teacher", "aloe"])
+            + gridpg_files(main),
+            dict(backbones=main, datasets=FIRST),
+        ),
+        "tableB8": (
+            metric_files(
+                "linear_probe",
+                losses["teachers"],
+                FIRST,
+                ablation_variants("loss", losses["settings"]),
+            ),
+            dict(backbones=losses["teachers"], datasets=FIRST),
+        ),
+    }
+    return plans[table]
+
+
+TABLES = [
+    "table2",
+    "table3a",
+    "table3b",
+    "table4",
+    "tableB1",
+    "tableB2",
+    "tableB3",
+    "tableB4",
+    "tableB5",
+    "tableB6",
+    "tableB8",
+]
+
+
+# ---- used by tables.smk (report) ----
+REPORT = "../report"
+# post-hoc methods shown on the teachers: the GridPG methods (bcos is the student's own column);
+# CheferCAM needs a [CLS] token, so SigLIP rows show it as n/a (LeGrad handles SigLIP).
+EXPLAIN_METHODS = [m for m in EVAL["gridpg"]["methods"] if m != "bcos"]
+NO_CLS = {"chefercam"}
+
+
+def explanation_backbones(dataset):
+    return [
+        dict(
+            name=t,
+            teacher_path=teacher_source(t),
+            teacher_head=f"results/metrics/linear_probe/{t}/teacher/{dataset}.head.safetensors",
+            student_path=f"results/backbones/{t}/aloe",
+            student_head=f"results/metrics/linear_probe/{t}/aloe/{dataset}.head.safetensors",
+            methods=[
+                m
+                for m in EXPLAIN_METHODS
+                if not (m in NO_CLS and TEACHERS[t]["family"] == "siglip")
+            ],
+        )
+        for t in STUDY["tables"]["main"]
+    ]
+
+
+def explanation_inputs(dataset):
+    files = [eval_dataset_input(dataset)]
+    for b in explanation_backbones(dataset):
+        files += [
+            f"results/teachers/{b['name']}/teacher.json",
+            b["student_path"],
+            b["teacher_head"],
+            b["student_head"],
+        ]
+    return files
