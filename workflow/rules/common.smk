@@ -1,7 +1,18 @@
 # Shared helpers: the selected study block, naming of backbones and alignment runs, launch blocks.
 import os
 
-STUDY = config[config["preset"]]
+
+def canonical(obj):
+    """A sorted-key copy. Snakemake compares params as text, so the order of keys in config.yaml
+    must not decide whether a stage reruns."""
+    if isinstance(obj, dict):
+        return {k: canonical(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list):
+        return [canonical(v) for v in obj]
+    return obj
+
+
+STUDY = canonical(config[config["preset"]])
 TEACHERS = STUDY["teachers"]
 EVAL = STUDY["evaluation"]
 ALIGN = STUDY["alignment"]
