@@ -30,7 +30,7 @@ def job_counts(output: str) -> dict[str, int]:
     counts = {}
     for line in table.splitlines():
         m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if m:
+        if m and m.group(1) != "total":
             counts[m.group(1)] = int(m.group(2))
     return counts
 
