@@ -17,7 +17,6 @@ the caption set is served (the loopback port is chosen at run time), by
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -34,7 +33,7 @@ from aloe.data.synthetic_images import (
     DIGIT_NAMES, TEXTURES, digit_image, sample_rng, shape_class_name, shape_classes,
     shape_image, texture_image,
 )  # fmt: skip
-from aloe.io import atomic_path, read_json, write_json
+from aloe.io import atomic_dir, atomic_path, read_json, write_json
 
 # Random streams: one per component, so changing one size never changes another component.
 CAPTIONS, SHAPES_TRAIN, SHAPES_TEST, TEXTURES_TRAIN, TEXTURES_TEST = 1, 2, 3, 4, 5
@@ -56,8 +55,7 @@ def _write_caption_set(
     root: Path, *, seed: int, image_size: int, classes: list[tuple[str, str]],
     caption_images: int, broken_per_kind: int,
 ) -> dict[str, int]:  # fmt: skip
-    tmp = Path(tempfile.mkdtemp(prefix=".caption_set.", suffix=".tmp", dir=root))
-    try:
+    with atomic_dir(root / "caption_set") as tmp:
         (tmp / "images").mkdir()
         (tmp / "broken").mkdir()
         rows = []
@@ -81,13 +79,6 @@ def _write_caption_set(
         order = np.random.default_rng([seed, CAPTIONS]).permutation(len(rows))
         frame = pd.DataFrame([rows[k] for k in order])
         frame.to_parquet(tmp / "manifest.parquet", index=False)
-        final = root / "caption_set"
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {kind: int((frame["kind"] == kind).sum()) for kind in ("ok", *BROKEN_KINDS)}
 
 
