@@ -58,19 +58,22 @@ def run_stage(fn: str, kwargs: Mapping[str, Any], *, launch: Mapping[str, Any] |
     "executor": auto | slurm | local | inprocess, "log_dir": where job logs go,
     "detach_on_interrupt": bool, "checkpointable": bool}. With ``checkpointable``, ``fn`` is a
     factory that returns a ``submitit.helpers.Checkpointable`` job, which is submitted as is so
-    that SLURM preemption and time limits requeue it.
+    that SLURM preemption and time limits requeue it; the factory and its arguments identify the
+    call, so a restart re-attaches only to a job built from the same config.
     """
     func = import_callable(fn)
     with log_to(log):
         if launch is None:
             return func(**kwargs)
         from aloe.launch import launch as submit
+        from aloe.launch.record import call_key
 
+        call = call_key(func, kwargs)
         if launch.get("checkpointable", False):
             func, kwargs = func(**kwargs), {}
         return submit(func, dict(kwargs), output=launch["output"], resources=launch["resources"],
                       log_dir=launch["log_dir"], executor=launch["executor"],
-                      detach_on_interrupt=launch.get("detach_on_interrupt", False))
+                      detach_on_interrupt=launch.get("detach_on_interrupt", False), call=call)
 
 
 def run_snakemake_job(smk: Any) -> Any:
@@ -83,7 +86,10 @@ def run_snakemake_job(smk: Any) -> Any:
         kwargs[name] = value
     launch = params.get("launch")
     if launch is not None:
-        launch = dict(launch, output=smk.output[0])
+        # Named after the rule, so squeue / sacct show which stage a job belongs to.
+        resources = dict(launch["resources"])
+        resources.setdefault("name", f"aloe.{smk.rule}")
+        launch = dict(launch, output=smk.output[0], resources=resources)
     log = smk.log[0] if len(smk.log) else None
     try:
         return run_stage(params["fn"], kwargs, launch=launch, log=log)

@@ -99,12 +99,20 @@ def _local_alive_or_finishing(job: submitit.Job[Any], record: JobRecord, grace_s
 
 
 def is_done(job: submitit.Job[Any], record: JobRecord, slurm_live: set[str] | None = None) -> bool:
-    """Whether the job has ended; ``slurm_live`` is one ``slurm_live_ids()`` answer per poll round."""
+    """Whether the job has ended; ``slurm_live`` is one ``slurm_live_ids()`` answer per poll round.
+
+    On SLURM a job squeue still lists is not done, even when a result pickle exists: a job that
+    SLURM requeues on preemption (PreemptMode=REQUEUE) leaves the error pickle of its killed
+    attempt behind (submitit's own ``scontrol requeue`` fails on a job already requeued), and
+    the next attempt overwrites it with the real result.
+    """
+    if record.cluster == "slurm" and slurm_live is not None:
+        return record.job_id not in slurm_live
     if all(p.exists() for p in _result_pickles(job)):
         return True
     if record.cluster == "local":
         return not _local_alive_or_finishing(job, record)
-    return job.done() or (slurm_live is not None and record.job_id not in slurm_live)
+    return job.done()
 
 
 def outcome(job: submitit.Job[Any], record: JobRecord) -> tuple[bool, Any]:
@@ -124,7 +132,10 @@ def classify(job: submitit.Job[Any], record: JobRecord, error: str) -> str:
         state = str(job.state).split()[0].upper()
         if state in _SLURM_STATES:
             return _SLURM_STATES[state]
-    text = error + "\n" + _tail(job.paths.stderr)
+    tail = _tail(job.paths.stderr)
+    if _died_from_stop_signal(tail):
+        return "timeout"
+    text = error + "\n" + tail
     if any(m in text for m in OOM_MARKERS):
         return "oom"
     if any(m in text for m in TIMEOUT_MARKERS):
@@ -133,6 +144,15 @@ def classify(job: submitit.Job[Any], record: JobRecord, error: str) -> str:
         # The local controller kills a job at its timeout without writing anything.
         return "timeout"
     return "error"
+
+
+def _died_from_stop_signal(stderr_tail: str) -> bool:
+    """Whether srun's last word on the job is that a task died from SIGUSR2: SLURM's warning before
+    the time limit arrived before the task could requeue itself (Slurm 22.05 sends it again right
+    after a requeued attempt starts, while Python is still loading the job). The run resumes from
+    its checkpoint when resubmitted, so this counts as a timeout, not as an error of the job."""
+    srun_errors = [line for line in stderr_tail.splitlines() if line.startswith("srun: error:")]
+    return bool(srun_errors) and "User defined signal 2" in srun_errors[-1]
 
 
 def _ran_out_of_time(record: JobRecord) -> bool:

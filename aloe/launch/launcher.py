@@ -7,7 +7,7 @@ instead of submitting it again.
 
 Executors: "slurm" (submitit's SlurmExecutor through AutoExecutor), "local" (submitit's
 LocalExecutor: real subprocesses), "inprocess" (a direct call, no job, no record), "auto"
-(slurm when sbatch and srun are on PATH, else inprocess). submitit's "debug" executor is not
+(slurm when sbatch and srun are on PATH and a SLURM controller answers, else inprocess). submitit's "debug" executor is not
 offered: it opens pdb on any error, which hangs a non-interactive workflow.
 
 Signals: SIGINT and SIGTERM reach the launcher only in the main thread of its own process
@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -60,10 +61,27 @@ class _Item:
 
 def resolve_executor(executor: ExecutorName) -> str:
     if executor == "auto":
-        return "slurm" if shutil.which("sbatch") and shutil.which("srun") else "inprocess"
+        return "slurm" if _slurm_answers() else "inprocess"
     if executor not in ("slurm", "local", "inprocess"):
         raise ValueError(f"executor: expected auto, slurm, local or inprocess, got {executor!r}")
     return executor
+
+
+def _slurm_answers() -> bool:
+    """sbatch and srun are on PATH and ``sinfo`` reaches a controller. Slurm's client tools
+    installed without a configured cluster (a laptop, a CI image) do not count as a cluster."""
+    if not (shutil.which("sbatch") and shutil.which("srun")):
+        return False
+    try:
+        probe = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as err:
+        log.warning("executor auto: sbatch is on PATH but sinfo failed (%s): running in-process", err)
+        return False
+    if probe.returncode != 0:
+        log.warning("executor auto: sbatch is on PATH but no SLURM controller answers (sinfo: %s): running "
+                    "in-process; set launcher.executor to slurm to fail instead", probe.stderr.strip()[:200])
+        return False
+    return True
 
 
 def make_executor(resources: Mapping[str, Any], cluster: str, folder: str | os.PathLike) -> submitit.AutoExecutor:
@@ -84,12 +102,15 @@ def launch(
     executor: ExecutorName = "auto",
     detach_on_interrupt: bool = False,
     poll_s: float = 1.0,
+    call: str | None = None,
 ) -> Any:
     """Run ``fn(**kwargs)`` as a job that produces ``output``; return its result.
 
     ``fn`` must be picklable: a module-level function or a ``submitit.helpers.Checkpointable``
     instance (passed to submitit unchanged, so it is requeued on preemption/timeout). ``fn``
-    writes ``output`` itself; the launcher writes only ``<output>.job.json``.
+    writes ``output`` itself; the launcher writes only ``<output>.job.json``. ``call`` identifies
+    the call for re-attaching (default: ``record.call_key(fn, kwargs)``); pass one when ``fn``
+    carries its arguments inside, as a Checkpointable does.
     """
     return launch_many(
         fn,
@@ -100,6 +121,7 @@ def launch(
         executor=executor,
         detach_on_interrupt=detach_on_interrupt,
         poll_s=poll_s,
+        calls=None if call is None else [call],
     )[0]
 
 
@@ -113,6 +135,7 @@ def launch_many(
     executor: ExecutorName = "auto",
     detach_on_interrupt: bool = False,
     poll_s: float = 1.0,
+    calls: Sequence[str] | None = None,
 ) -> list[Any]:
     """Run ``fn(**kwargs)`` for each kwargs (one output each); results in input order.
 
@@ -131,7 +154,10 @@ def launch_many(
     cluster = resolve_executor(executor)
     if cluster == "inprocess":
         return [fn(**kw) for kw in kwargs_list]
-    items = [_Item(p, dict(kw), call_key(fn, kw)) for p, kw in zip(paths, kwargs_list)]
+    keys = list(calls) if calls is not None else [call_key(fn, kw) for kw in kwargs_list]
+    if len(keys) != len(paths):
+        raise ValueError(f"launch_many: {len(keys)} call keys but {len(paths)} outputs")
+    items = [_Item(p, dict(kw), k) for p, kw, k in zip(paths, kwargs_list, keys)]
     run = _Run(fn, res, cluster, Path(log_dir).absolute(), poll_s)
     with _sigterm_as_interrupt():
         try:

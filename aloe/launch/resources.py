@@ -19,6 +19,8 @@ setup                       shell lines run in the sbatch script before the job
                             (``slurm_setup``), e.g. ["module load cuda"]
 array_parallelism           at most this many array tasks run at once
                             (``slurm_array_parallelism``; local executor: processes)
+signal_delay_s              SLURM signals the job (USR2) this many seconds before its time
+                            limit, so it can checkpoint (``slurm_signal_delay_s``, default 90)
 max_num_timeout             requeues allowed for Checkpointable jobs on timeout/preemption
                             (executor constructor ``max_num_timeout``)
 max_attempts                launcher: submissions per call after OOM/timeout (default 3)
@@ -48,6 +50,7 @@ RESOURCE_KEYS: dict[str, type | tuple[type, ...]] = {
     "additional_parameters": dict,
     "setup": list,
     "array_parallelism": int,
+    "signal_delay_s": int,
     "max_num_timeout": int,
     "max_attempts": int,
     "escalation_factor": (int, float),
@@ -100,6 +103,8 @@ def executor_arguments(resources: Mapping[str, Any], cluster: str) -> tuple[dict
     for key in _SLURM_ONLY:
         if key in res:
             params[f"slurm_{key}"] = res[key]
+    if "signal_delay_s" in res:
+        params["slurm_signal_delay_s"] = res["signal_delay_s"]
     if "array_parallelism" in res:
         params["slurm_array_parallelism"] = res["array_parallelism"]
     return ctor, params

@@ -43,6 +43,8 @@ def fake_slurm_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         exe = bin_dir / tool
         exe.write_text("#!/bin/sh\necho 'not a real cluster' >&2\nexit 1\n")
         exe.chmod(0o755)
+    (bin_dir / "sinfo").write_text("#!/bin/sh\necho gpu\n")  # a controller that answers
+    (bin_dir / "sinfo").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     return bin_dir
 
@@ -131,7 +133,11 @@ def test_bad_resources_name_the_key() -> None:
 
 def test_auto_picks_slurm_only_when_its_tools_exist(fake_slurm_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_executor("auto") == "slurm"
+    # Client tools without a cluster (installed, nothing configured): sinfo fails -> in-process.
+    (fake_slurm_path / "sinfo").write_text("#!/bin/sh\necho 'sinfo: error: Could not establish a configuration source' >&2\nexit 1\n")
+    assert resolve_executor("auto") == "inprocess"
     monkeypatch.setenv("PATH", os.environ["PATH"].split(os.pathsep, 1)[1])
+    monkeypatch.setenv("SLURM_CONF", str(fake_slurm_path / "no-such-slurm.conf"))
     assert resolve_executor("auto") == "inprocess"
     with pytest.raises(ValueError, match="executor: expected auto, slurm, local or inprocess, got 'debug'"):
         resolve_executor("debug")  # type: ignore[arg-type]
