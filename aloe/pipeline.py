@@ -4,26 +4,86 @@ Every rule names one function (``params.fn``, "module:function") and passes exac
 values it uses (``params.kwargs``); its named inputs and outputs become keyword arguments of
 the same names. Rules with a ``params.launch`` block run the function as a job through the
 submitit launcher (SLURM, or in-process when there is no SLURM); the others run it directly.
+
+A launched stage is submitted by name (:class:`StageCall`): the rule process that submits the
+job and waits for it never imports the stage's module, so it stays small (no torch): with
+hundreds of jobs in flight, the submit host holds one such process per job.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import logging
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+import submitit
+
+
+def check_stage_name(path: str) -> tuple[str, str]:
+    """('aloe.module', 'function') of a stage name, checked without importing the module."""
+    module, sep, name = path.partition(":")
+    if not sep or not module.startswith("aloe.") or not name.isidentifier():
+        raise ValueError(f"stage function must be 'aloe.module:function', got {path!r}")
+    # Looked up as a file: find_spec() would import the parent packages (and with them torch).
+    package = Path(__file__).resolve().parent
+    parts = module.split(".")[1:]
+    if not (package.joinpath(*parts).with_suffix(".py").is_file() or (package.joinpath(*parts) / "__init__.py").is_file()):
+        raise ValueError(f"stage function {path!r}: no module {module}")
+    return module, name
+
 
 def import_callable(path: str) -> Callable[..., Any]:
-    module, sep, name = path.partition(":")
-    if not sep or not module.startswith("aloe."):
-        raise ValueError(f"stage function must be 'aloe.module:function', got {path!r}")
+    module, name = check_stage_name(path)
     fn = getattr(importlib.import_module(module), name, None)
     if not callable(fn):
         raise ValueError(f"{path!r} is not a callable in {module}")
     return fn
+
+
+@dataclasses.dataclass
+class StageCall:
+    """``fn(**kwargs)`` by name: picklable without importing ``fn``'s module; imported in the job.
+    After ``fn`` returns, the job keeps hard links of ``outputs`` in ``keep_dir`` (``aloe.launch.kept``)."""
+
+    fn: str
+    kwargs: dict[str, Any]
+    outputs: list[str] = dataclasses.field(default_factory=list)
+    keep_dir: str | None = None
+
+    def __call__(self) -> Any:
+        result = self.run()
+        if self.keep_dir is not None:
+            from aloe.launch.kept import keep_outputs
+
+            try:
+                keep_outputs(self.outputs, self.keep_dir)
+            except OSError as err:  # e.g. outputs on another filesystem: a restart then reruns the job
+                logging.getLogger(__name__).warning("outputs not kept in %s: %s", self.keep_dir, err)
+        return result
+
+    def run(self) -> Any:
+        return import_callable(self.fn)(**self.kwargs)
+
+
+class CheckpointableStage(StageCall, submitit.helpers.Checkpointable):
+    """A stage whose function is a factory of a ``submitit.helpers.Checkpointable`` job (training).
+
+    The job is built and run inside the SLURM job. On preemption or timeout submitit requeues this
+    object; the next attempt builds the job afresh and it resumes from its own on-disk checkpoint.
+    """
+
+    def run(self) -> Any:
+        job = import_callable(self.fn)(**self.kwargs)
+        if not isinstance(job, submitit.helpers.Checkpointable):
+            raise TypeError(f"checkpointable stage {self.fn} returned {type(job).__name__}, not a Checkpointable")
+        return job()
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
+        return submitit.helpers.DelayedSubmission(dataclasses.replace(self), *args, **kwargs)
 
 
 @contextlib.contextmanager
@@ -56,24 +116,45 @@ def run_stage(fn: str, kwargs: Mapping[str, Any], *, launch: Mapping[str, Any] |
 
     ``launch``: {"output": path the job produces, "resources": the stage's resource block,
     "executor": auto | slurm | local | inprocess, "log_dir": where job logs go,
-    "detach_on_interrupt": bool, "checkpointable": bool}. With ``checkpointable``, ``fn`` is a
-    factory that returns a ``submitit.helpers.Checkpointable`` job, which is submitted as is so
-    that SLURM preemption and time limits requeue it; the factory and its arguments identify the
-    call, so a restart re-attaches only to a job built from the same config.
+    "detach_on_interrupt": bool, "checkpointable": bool, "outputs": every output of the rule (kept
+    by the job for a restarted workflow, see ``aloe.launch.kept``)}. With ``checkpointable``, ``fn`` is a
+    factory that returns a ``submitit.helpers.Checkpointable`` job, which runs as
+    :class:`CheckpointableStage` so that SLURM preemption and time limits requeue it. The stage
+    name and its arguments identify the call: a restart re-attaches only to a job of the same
+    config.
     """
-    func = import_callable(fn)
     with log_to(log):
         if launch is None:
-            return func(**kwargs)
+            return import_callable(fn)(**kwargs)
         from aloe.launch import launch as submit
+        from aloe.launch.kept import drop_kept, restore_outputs
         from aloe.launch.record import call_key
 
-        call = call_key(func, kwargs)
-        if launch.get("checkpointable", False):
-            func, kwargs = func(**kwargs), {}
-        return submit(func, dict(kwargs), output=launch["output"], resources=launch["resources"],
-                      log_dir=launch["log_dir"], executor=launch["executor"],
-                      detach_on_interrupt=launch.get("detach_on_interrupt", False), call=call)
+        check_stage_name(fn)
+        kwargs = dict(kwargs)
+        call = call_key(fn, kwargs)
+        outputs = [str(o) for o in launch.get("outputs", [launch["output"]])]
+        keep_dir = str(Path(launch["log_dir"]) / "kept" / call)
+        stage_type = CheckpointableStage if launch.get("checkpointable", False) else StageCall
+        job = stage_type(fn, kwargs, outputs=outputs, keep_dir=keep_dir)
+        restore_outputs(outputs, keep_dir)  # of a job that finished while no workflow waited for it
+        result = submit(job, {}, output=launch["output"], resources=launch["resources"], log_dir=launch["log_dir"],
+                        executor=launch["executor"], detach_on_interrupt=launch.get("detach_on_interrupt", False),
+                        call=call)
+        drop_kept(keep_dir)
+        return result
+
+
+def launch_settings(config: Mapping[str, Any], stage: str, rule: str) -> dict[str, Any]:
+    """The launcher settings of a job-running rule, read from the workflow config when it runs:
+    the preset's ``cluster`` keys under its ``resources.<stage>`` block, ``launcher`` options, and
+    ``results/jobs/<stage>`` for job logs and records. Jobs are named ``aloe.<rule>`` unless the
+    resources name them, so squeue / sacct show which stage a job belongs to."""
+    study = config[config["preset"]]
+    resources = {**study.get("cluster", {}), **study["resources"][stage]}
+    resources.setdefault("name", f"aloe.{rule}")
+    return {"resources": resources, "executor": study["launcher"]["executor"],
+            "detach_on_interrupt": study["launcher"]["detach_on_interrupt"], "log_dir": f"results/jobs/{stage}"}
 
 
 def run_snakemake_job(smk: Any) -> Any:
@@ -86,10 +167,9 @@ def run_snakemake_job(smk: Any) -> Any:
         kwargs[name] = value
     launch = params.get("launch")
     if launch is not None:
-        # Named after the rule, so squeue / sacct show which stage a job belongs to.
-        resources = dict(launch["resources"])
-        resources.setdefault("name", f"aloe.{smk.rule}")
-        launch = dict(launch, output=smk.output[0], resources=resources)
+        launch = dict(launch_settings(smk.config, launch["stage"], smk.rule),
+                      checkpointable=launch.get("checkpointable", False), output=smk.output[0],
+                      outputs=list(smk.output))
     log = smk.log[0] if len(smk.log) else None
     try:
         return run_stage(params["fn"], kwargs, launch=launch, log=log)

@@ -85,13 +85,13 @@ def checks(work: Path, with_timeout: bool) -> None:
     )
     print(
         "PASS job runs and returns; record:",
-        json.dumps({k: v for k, v in vars(read_record(out)).items() if k != "history"}),
+        json.dumps({k: v for k, v in vars(read_record(out, work / "logs")).items() if k != "history"}),
     )
 
     counter, out = work / "reattach.count", work / "reattach.json"
     waiter = _waiter(work, out, counter, 8, detach=False)
     _wait_for(lambda: counter.exists(), "job start")
-    job_id = read_record(out).job_id
+    job_id = read_record(out, work / "logs").job_id
     waiter.kill()  # orchestrator crash; the SLURM job keeps running
     waiter.wait()
     assert job_id in _squeue_ids()
@@ -104,17 +104,17 @@ def checks(work: Path, with_timeout: bool) -> None:
         executor="slurm",
         poll_s=0.2,
     )
-    assert value == 5 and counter.read_text().count("run") == 1 and read_record(out).job_id == job_id
+    assert value == 5 and counter.read_text().count("run") == 1 and read_record(out, work / "logs").job_id == job_id
     print(f"PASS restart re-attached to running SLURM job {job_id}; it executed once")
 
     counter, out = work / "cancel.count", work / "cancel.json"
     waiter = _waiter(work, out, counter, 300, detach=False)
     _wait_for(lambda: counter.exists(), "job start")
-    job_id = read_record(out).job_id
+    job_id = read_record(out, work / "logs").job_id
     waiter.send_signal(signal.SIGINT)
     waiter.wait(timeout=60)
     _wait_for(lambda: job_id not in _squeue_ids(), "job to leave the queue", 60)
-    assert read_record(out).state == "cancelled"
+    assert read_record(out, work / "logs").state == "cancelled"
     print(f"PASS SIGINT to the launcher cancelled SLURM job {job_id}")
 
     if with_timeout:
@@ -129,7 +129,7 @@ def checks(work: Path, with_timeout: bool) -> None:
             executor="slurm",
             poll_s=0.5,
         )
-        rec = read_record(out)
+        rec = read_record(out, work / "logs")
         assert value == "second attempt finished" and rec.history[0]["outcome"] == "timeout", rec
         assert rec.resources["timeout_min"] == 2
         print(
@@ -178,7 +178,7 @@ def bench(work: Path, n: int, rounds: int) -> None:
         poll_s=0.2,
     )
     assert results == [i * i for i in range(n)]
-    arrays = {read_record(o).job_id.split("_")[0] for o in outs}
+    arrays = {read_record(o, work / "e2e" / "logs").job_id.split("_")[0] for o in outs}
     print(f"launch_many end to end: {n} calls in {len(arrays)} array job, {time.perf_counter() - t0:.1f} s")
 
 

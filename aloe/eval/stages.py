@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 from transformers.utils import cached_file
 
 from aloe.data.eval_loader import EvalLoader
+from aloe.device import resolve_device
 from aloe.eval.classifier import ProbedClassifier
 from aloe.eval.deletion import deletion_curve, deletion_fractions
 from aloe.eval.dense import evaluate_dense_probe
@@ -86,9 +87,10 @@ def run_extract_features(
     avgpool: bool = False,
     patch_blocks: Sequence[int] = (),
     num_workers: int = 0,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Compute (or verify) the feature cache ``out`` for one (backbone, dataset, split)."""
+    device = resolve_device(device)
     return run_extract_feature_splits(
         {split: out}, backbone_path=backbone_path, backbone_kind=backbone_kind, dataset_dir=dataset_dir,
         dataset=dataset, image_size=image_size, batch_size=batch_size, last_n=last_n, avgpool=avgpool,
@@ -109,9 +111,10 @@ def run_extract_feature_splits(
     avgpool: bool = False,
     patch_blocks: Sequence[int] = (),
     num_workers: int = 0,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> dict[str, dict[str, Any]]:
     """The feature caches of several splits (split -> path) of one dataset, loading the backbone once."""
+    device = resolve_device(device)
     backbone = load_backbone(backbone_path, backbone_kind).to(device)
     size = int(image_size or backbone.image_size)
     checksum = checkpoint_checksum(backbone_path)
@@ -156,9 +159,10 @@ def run_linear_probe(
     batch_size: int = 128,
     val_fraction: float = 0.1,
     seed: int = 0,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Linear probe on cached features; writes the ``lp_top1`` record and optionally the head."""
+    device = resolve_device(device)
     train, test, prov = _train_test(train_features, test_features, dataset)
     r = linear_probe(train["global"], train["labels"], test["global"], test["labels"], lrs=tuple(lrs),
                      iterations=iterations, batch_size=batch_size, val_fraction=val_fraction, seed=seed,
@@ -184,9 +188,10 @@ def run_knn(
     temperature: float = 0.07,
     query_chunk: int = 1024,
     bank_chunk: int = 65536,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Weighted k-NN top-1 of the test features against the train bank."""
+    device = resolve_device(device)
     train, test, prov = _train_test(train_features, test_features, dataset)
     acc = knn_top1(train["global"], train["labels"], test["global"], test["labels"], k=k, temperature=temperature,
                    query_chunk=query_chunk, bank_chunk=bank_chunk, device=device)  # fmt: skip
@@ -210,10 +215,11 @@ def run_zeroshot(
     template_set: str = "",
     class_names: Sequence[str] | None = None,
     batch_size: int = 64,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Zero-shot top-1: text tower of the SigLIP teacher at ``text_model_path``, image embeddings
     from ``image_encoder_path`` (the teacher itself, or a B-cos student of it)."""
+    device = resolve_device(device)
     text = load_teacher(text_model_path)
     if text.family != "siglip" or text.tokenizer is None or not hasattr(text.hf_model, "get_text_features"):
         raise ValueError(f"zero-shot text_model_path {text_model_path!r} must be a SigLIP checkpoint with tokenizer")
@@ -247,9 +253,10 @@ def run_dense_probe(
     batch_size: int = 8,
     lr: float = 5e-4,
     seed: int = 0,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> list[dict[str, Any]]:
     """Depth or normals probe on cached patch features; one record per metric."""
+    device = resolve_device(device)
     train, test, prov = _train_test(train_features, test_features, dataset)
     blocks = list(prov["feature_spec"]["patch_blocks"] if blocks is None else blocks)
     missing = [b for b in blocks if f"block{b}" not in train]

@@ -1,7 +1,7 @@
 """Job launcher: run plain ``aloe`` functions as SLURM/local jobs through submitit.
 
 See ``launcher`` for behaviour (re-attach, cancel, retries, arrays), ``resources`` for the
-config keys and ``record`` for the job record written beside each output.
+config keys and ``record`` for the job record kept per output (in the log folder).
 """
 
 from aloe.launch.launcher import LaunchError, launch, launch_many, make_executor, resolve_executor

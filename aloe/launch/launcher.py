@@ -1,7 +1,7 @@
 """Run plain functions as cluster jobs through submitit, with re-attach, cancel and retries.
 
 ``launch`` runs one call, ``launch_many`` many calls of the same function as one SLURM job
-array. Each output gets a job record beside it (see ``aloe.launch.record``): a restarted
+array. Each output gets a job record in the log folder (see ``aloe.launch.record``): a restarted
 launcher re-attaches to a job of the same call that is still running or has finished,
 instead of submitting it again.
 
@@ -108,7 +108,7 @@ def launch(
 
     ``fn`` must be picklable: a module-level function or a ``submitit.helpers.Checkpointable``
     instance (passed to submitit unchanged, so it is requeued on preemption/timeout). ``fn``
-    writes ``output`` itself; the launcher writes only ``<output>.job.json``. ``call`` identifies
+    writes ``output`` itself; the launcher writes only its job record (``record.record_path``). ``call`` identifies
     the call for re-attaching (default: ``record.call_key(fn, kwargs)``); pass one when ``fn``
     carries its arguments inside, as a Checkpointable does.
     """
@@ -206,7 +206,7 @@ class _Run:
 
     def _attach(self, item: _Item) -> bool:
         """Re-attach to this call's job from an earlier run; else prepare a fresh submission."""
-        record = read_record(item.output)
+        record = read_record(item.output, self.folder)
         if record is not None and record.call != item.key:
             if record.state == "submitted":
                 # A job for other kwargs would later overwrite this output: stop it.
@@ -253,8 +253,9 @@ class _Run:
                     resources=res,
                     submitted_at=now_iso(),
                     history=list(history),
+                    output=str(item.output),
                 )
-                write_record(item.output, item.record)
+                write_record(item.output, self.folder, item.record)
                 log.info("submitted job %s (attempt %d) for %s", job.job_id, item.record.attempt, item.output)
 
     def _finish(self, item: _Item) -> bool:
@@ -262,16 +263,28 @@ class _Run:
         assert item.job is not None and item.record is not None
         record = item.record
         ok, value = jobs.outcome(item.job, record)
+        if ok and item.attached and not _appears(item.output):
+            # The job of an earlier run finished, but its output is gone: the workflow removes the
+            # outputs of an interrupted rule before running it again. Run it again (a training run
+            # resumes from its checkpoints, so this costs little).
+            record.history.append({"attempt": record.attempt, "job_id": record.job_id,
+                                   "resources": record.resources, "outcome": "output_lost"})
+            record.state = "failed"
+            write_record(item.output, self.folder, record)
+            log.warning("job %s from an earlier run finished, but %s is gone: submitting again", record.job_id,
+                        item.output)
+            item.attempts = 0
+            return True
         if ok:
             item.result, record.state = value, "succeeded"
-            write_record(item.output, record)
+            write_record(item.output, self.folder, record)
             return False
         kind = jobs.classify(item.job, record, value)
         record.history.append(
             {"attempt": record.attempt, "job_id": record.job_id, "resources": record.resources, "outcome": kind}
         )
         record.state = "failed"
-        write_record(item.output, record)
+        write_record(item.output, self.folder, record)
         if item.attached:
             log.warning("job %s from an earlier run failed (%s): resubmitting", record.job_id, kind)
             item.attempts = 0
@@ -299,8 +312,18 @@ class _Run:
                 }
             )
             item.record.state = "cancelled"
-            write_record(item.output, item.record)
+            write_record(item.output, self.folder, item.record)
         log.warning("interrupted: cancelled %d job(s)", len(records))
+
+
+def _appears(path: Path, wait_s: float = 10.0) -> bool:
+    """Whether ``path`` exists, allowing a shared filesystem ``wait_s`` to show it."""
+    deadline = time.monotonic() + wait_s
+    while not path.exists():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+    return True
 
 
 @contextlib.contextmanager

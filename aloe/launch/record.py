@@ -1,9 +1,13 @@
-"""The job record: a small JSON beside each output that lets a restarted launcher re-attach.
+"""The job record: a small JSON per output that lets a restarted launcher re-attach.
 
-``<output>.job.json`` (written atomically) holds::
+Records live with the job logs, not beside the outputs (a tool that scans its output folder,
+such as img2dataset, must not meet foreign files there):
+``<log_dir>/records/<output name>.<hash of the output's absolute path>.job.json``, written
+atomically, holds::
 
     {
-      "version": 1,
+      "version": 2,
+      "output": "/abs/path/of/the/output",
       "call": "<sha256 of function name + kwargs>",   # a different call never re-attaches
       "cluster": "slurm" | "local",
       "folder": "/abs/path/of/the/submitit/log/folder",
@@ -16,7 +20,8 @@
       "history": [{"attempt": 1, "job_id": "4241", "resources": {...}, "outcome": "oom"}]
     }
 
-``outcome`` in history is one of "oom", "timeout", "error", "cancelled".
+``outcome`` in history is one of "oom", "timeout", "error", "cancelled", "output_lost" (a job of an
+earlier launcher run finished, but its output was removed before this run re-attached).
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from typing import Any, Callable, Mapping
 from aloe.io import read_json, write_json
 
 RECORD_SUFFIX = ".job.json"
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+RECORDS_DIR = "records"
 
 
 @dataclasses.dataclass
@@ -47,6 +53,7 @@ class JobRecord:
     state: str = "submitted"
     submitted_at: str = ""
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    output: str = ""
     version: int = RECORD_VERSION
 
     def escalations(self) -> int:
@@ -54,18 +61,23 @@ class JobRecord:
         return sum(h["outcome"] in ("oom", "timeout") for h in self.history)
 
 
-def record_path(output: str | os.PathLike) -> Path:
-    output = Path(output)
-    return output.with_name(output.name + RECORD_SUFFIX)
+def record_path(output: str | os.PathLike, log_dir: str | os.PathLike) -> Path:
+    output = Path(output).absolute()
+    digest = hashlib.sha256(str(output).encode()).hexdigest()[:12]
+    return Path(log_dir).absolute() / RECORDS_DIR / f"{output.name}.{digest}{RECORD_SUFFIX}"
 
 
-def read_record(output: str | os.PathLike) -> JobRecord | None:
-    """The record beside ``output``, or None when there is none.
+def read_record(output: str | os.PathLike, log_dir: str | os.PathLike) -> JobRecord | None:
+    """The record of ``output`` kept in ``log_dir``, or None when there is none.
 
     A record that does not parse is an error naming the file: guessing would risk a duplicate
     job writing the same output.
     """
-    path = record_path(output)
+    return read_record_file(record_path(output, log_dir))
+
+
+def read_record_file(path: str | os.PathLike) -> JobRecord | None:
+    path = Path(path)
     if not path.exists():
         return None
     try:
@@ -77,22 +89,26 @@ def read_record(output: str | os.PathLike) -> JobRecord | None:
         raise ValueError(f"job record {path} is not readable ({err}); delete it to submit afresh") from err
 
 
-def write_record(output: str | os.PathLike, record: JobRecord) -> None:
-    write_json(record_path(output), dataclasses.asdict(record))
+def write_record(output: str | os.PathLike, log_dir: str | os.PathLike, record: JobRecord) -> None:
+    write_json(record_path(output, log_dir), dataclasses.asdict(record))
 
 
 def now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def call_key(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> str:
+def call_key(fn: Callable[..., Any] | str, kwargs: Mapping[str, Any]) -> str:
     """Identify a call by the function's qualified name and its kwargs (JSON, reprs for the rest).
 
-    A Checkpointable instance is identified by its class: its state changes as it trains.
-    The module name is part of the key, so call functions from an importable module: the same
-    function run as ``__main__`` in one process and imported in another is another call.
+    ``fn`` may be the name itself ("module:function"). A Checkpointable instance is identified by
+    its class: its state changes as it trains. The module name is part of the key, so call
+    functions from an importable module: the same function run as ``__main__`` in one process and
+    imported in another is another call.
     """
-    target = fn if hasattr(fn, "__qualname__") else type(fn)
-    name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+    if isinstance(fn, str):
+        name = fn
+    else:
+        target = fn if hasattr(fn, "__qualname__") else type(fn)
+        name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
     text = json.dumps({"fn": name, "kwargs": dict(kwargs)}, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -23,6 +23,7 @@ import torch  # noqa: E402
 from aloe.bcos import explanation_to_rgba  # noqa: E402
 from aloe.data.eval_loader import EvalLoader  # noqa: E402
 from aloe.eval.classifier import ProbedClassifier  # noqa: E402
+from aloe.device import resolve_device  # noqa: E402
 from aloe.eval.stages import load_backbone, load_head  # noqa: E402
 from aloe.io import atomic_path  # noqa: E402
 from aloe.models import explain  # noqa: E402
@@ -131,7 +132,7 @@ def explanation_grid(
     seed: int = 0,
     methods: Sequence[str] = ("ig",),
     method_options: Mapping[str, Mapping[str, Any]] | None = None,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Render the grid to ``out_png``; returns what it shows (sample keys, labels, predictions).
 
@@ -142,6 +143,7 @@ def explanation_grid(
     SigLIP; other cells read "n/a") and ``label``. ``methods``: post-hoc methods of
     ``aloe.eval.attributions`` on the teacher; ``method_options``: method -> keyword options.
     """
+    device = resolve_device(device)
     if not backbones:
         raise ValueError("explanation_grid needs at least one backbone")
     if "bcos" in methods:

@@ -33,11 +33,12 @@ def add(a: int, b: int, counter: str) -> int:
     return a + b
 
 
-def gated(value: int, counter: str, started: str, gate: str) -> int:
-    """Announce the start (own pid in ``started``), then wait until ``gate`` exists."""
+def gated(value: int, counter: str, started: str, gate: str, output: str) -> int:
+    """Announce the start (own pid in ``started``), wait until ``gate`` exists, write ``output``."""
     _count(counter)
     Path(started).write_text(str(os.getpid()))
     _wait_for(gate)
+    Path(output).write_text(str(value))
     return value
 
 

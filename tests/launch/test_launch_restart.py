@@ -36,6 +36,7 @@ def _gated_calls(tmp_path: Path, n: int) -> tuple[list[dict], list[Path]]:
             "counter": str(tmp_path / f"count_{i}"),
             "started": str(tmp_path / f"started_{i}"),
             "gate": str(tmp_path / "gate"),
+            "output": str(tmp_path / f"out_{i}.json"),
         }
         for i in range(n)
     ]
@@ -87,12 +88,12 @@ def test_interrupt_cancels_the_submitted_job(tmp_path: Path, sig: signal.Signals
     orchestrator = _start_orchestrator(tmp_path, kwargs, outputs, detach=False)
     _wait_until(lambda: Path(kwargs[0]["started"]).exists(), "the job to start")
     task_pid = int(Path(kwargs[0]["started"]).read_text())
-    record = read_record(outputs[0])
+    record = read_record(outputs[0], tmp_path / "logs")
     assert local_alive(record.job_id, record.folder)
     orchestrator.send_signal(sig)
     assert orchestrator.wait(timeout=30) != 0
     _wait_until(lambda: _pid_gone(task_pid) and not local_alive(record.job_id, record.folder), "the job to die", 15)
-    after = read_record(outputs[0])
+    after = read_record(outputs[0], tmp_path / "logs")
     assert after.state == "cancelled" and after.history[-1]["outcome"] == "cancelled"
     assert not Path(kwargs[0]["gate"]).exists()  # the job died waiting, it was not released
 
@@ -102,7 +103,7 @@ def test_detach_leaves_jobs_running_and_a_restart_reattaches(tmp_path: Path) -> 
     # The first orchestrator runs three calls and is interrupted while they wait on the gate.
     orchestrator = _start_orchestrator(tmp_path, kwargs[:3], outputs[:3], detach=True)
     _wait_until(lambda: all(Path(k["started"]).exists() for k in kwargs[:3]), "three jobs to start")
-    first = [read_record(o) for o in outputs[:3]]
+    first = [read_record(o, tmp_path / "logs") for o in outputs[:3]]
     orchestrator.send_signal(signal.SIGINT)
     assert orchestrator.wait(timeout=30) != 0
     assert all(r.state == "submitted" and local_alive(r.job_id, r.folder) for r in first)
@@ -113,7 +114,7 @@ def test_detach_leaves_jobs_running_and_a_restart_reattaches(tmp_path: Path) -> 
     )
     assert results == [10, 11, 12, 13]
     assert [_lines(k["counter"]) for k in kwargs] == [1, 1, 1, 1]  # every job ran exactly once
-    after = [read_record(o) for o in outputs]
+    after = [read_record(o, tmp_path / "logs") for o in outputs]
     assert [a.job_id for a in after[:3]] == [r.job_id for r in first]
     assert all(a.state == "succeeded" and a.attempt == 1 for a in after)
 
@@ -124,7 +125,7 @@ def test_restart_after_crash_reattaches_to_the_finished_job(tmp_path: Path) -> N
     _wait_until(lambda: Path(kwargs[0]["started"]).exists(), "the job to start")
     orchestrator.kill()  # SIGKILL: no cleanup, the job keeps running
     orchestrator.wait(timeout=30)
-    submitted = read_record(outputs[0])
+    submitted = read_record(outputs[0], tmp_path / "logs")
     Path(kwargs[0]["gate"]).touch()
     _wait_until(lambda: not local_alive(submitted.job_id, submitted.folder), "the job to finish")
     assert submitted.state == "submitted"
@@ -138,5 +139,25 @@ def test_restart_after_crash_reattaches_to_the_finished_job(tmp_path: Path) -> N
         poll_s=0.05,
     )
     assert value == 10 and _lines(kwargs[0]["counter"]) == 1
-    after = read_record(outputs[0])
+    after = read_record(outputs[0], tmp_path / "logs")
     assert (after.job_id, after.state, after.attempt) == (submitted.job_id, "succeeded", 1)
+
+
+def test_a_finished_job_whose_output_was_removed_runs_again(tmp_path: Path) -> None:
+    """What Snakemake does after a crash: it removes the outputs of interrupted rules before running
+    them again, so a job that finished while nobody waited has lost its output."""
+    kwargs, outputs = _gated_calls(tmp_path, 1)
+    orchestrator = _start_orchestrator(tmp_path, kwargs, outputs, detach=False)
+    _wait_until(lambda: Path(kwargs[0]["started"]).exists(), "the job to start")
+    orchestrator.kill()
+    orchestrator.wait(timeout=30)
+    submitted = read_record(outputs[0], tmp_path / "logs")
+    Path(kwargs[0]["gate"]).touch()
+    _wait_until(lambda: not local_alive(submitted.job_id, submitted.folder), "the job to finish")
+    outputs[0].unlink()
+    value = launch(jobfns.gated, kwargs[0], output=outputs[0], resources={}, log_dir=tmp_path / "logs",
+                   executor="local", poll_s=0.05)
+    assert value == 10 and _lines(kwargs[0]["counter"]) == 2 and outputs[0].read_text() == "10"
+    after = read_record(outputs[0], tmp_path / "logs")
+    assert after.state == "succeeded" and after.job_id != submitted.job_id and after.attempt == 2
+    assert [h["outcome"] for h in after.history] == ["output_lost"]

@@ -49,7 +49,7 @@ def test_many_calls_go_out_as_one_array_and_cancel_together(
     assert os.environ["SLURM_JOB_ID"] == "77"  # ... and come back after submitting
     script = Path(calls[0].split()[1]).read_text()
     assert "#SBATCH --array=0-4%2" in script and "#SBATCH --partition=cpu" in script
-    records = [read_record(i.output) for i in items]
+    records = [read_record(i.output, tmp_path / "logs") for i in items]
     assert [r.job_id for r in records] == [f"4242_{k}" for k in range(5)]
     assert all(r.cluster == "slurm" and r.state == "submitted" and r.resources["mem_gb"] == 4 for r in records)
     for r in records:  # each array task finds its own pickled call
@@ -57,4 +57,4 @@ def test_many_calls_go_out_as_one_array_and_cancel_together(
     run.cancel(items)
     calls = slurm_tools.read_text().splitlines()
     assert calls[2] == "scancel " + " ".join(f"4242_{k}" for k in range(5))
-    assert all(read_record(i.output).state == "cancelled" for i in items)
+    assert all(read_record(i.output, tmp_path / "logs").state == "cancelled" for i in items)

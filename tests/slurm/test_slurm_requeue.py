@@ -59,18 +59,19 @@ class Launched(threading.Thread):
         super().__init__(daemon=True)
         self.out_dir, self.output = out_dir, out_dir / "result.json"
         self.job = AlignJob({"teacher": run_inputs["teacher"], "train": _config(out_dir, run_inputs)})
+        self.log_dir = out_dir.parent / f"{out_dir.name}_jobs"
         self.resources, self.result, self.error = resources, None, None
 
     def run(self) -> None:
         try:
             self.result = launch(self.job, {}, output=self.output, resources=self.resources,
-                                 log_dir=self.out_dir.parent / f"{self.out_dir.name}_jobs", executor="slurm",
+                                 log_dir=self.log_dir, executor="slurm",
                                  poll_s=0.5)
         except BaseException as err:  # reported by the test
             self.error = err
 
     def job_id(self) -> str:
-        record = read_record(self.output)
+        record = read_record(self.output, self.log_dir)
         assert record is not None and record.cluster == "slurm"
         return record.job_id
 
@@ -161,7 +162,7 @@ def test_time_limit_requeues_until_the_run_finishes(slurm, drills, reference):
     assert launched.error is None and launched.result is not None, launched.error
     result = json.loads((launched.out_dir / "result.json").read_text())
     assert result["step"] == TOTAL_STEPS and len(result["resumed_at"]) >= 1
-    record = read_record(launched.output)
+    record = read_record(launched.output, launched.log_dir)
     assert record.state == "succeeded" and all(h["outcome"] == "timeout" for h in record.history), record
     jobs = [h["job_id"] for h in record.history] + [record.job_id]  # launcher submissions, in order
     rows = slurm.sacct(*jobs, duplicates=True)

@@ -94,3 +94,17 @@ def test_report_holds_tables_plots_and_explanations(tiny_run):
     assert len(html) > 100_000
     for name in ("table2.html", "tableB6.html", "fig9_data_efficiency.png", "explanations.png"):
         assert name in html, name
+
+
+def test_resource_edits_rerun_nothing(tiny_run):
+    """Partition, account, memory, time: where a job runs is not what it computes."""
+    cfg = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    cfg["tiny"]["cluster"] = {"partition": "other", "account": "another"}
+    cfg["tiny"]["resources"]["align"]["mem_gb"] = 64
+    cfg["tiny"]["resources"]["probe"]["timeout_min"] = 120
+    (tiny_run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    try:
+        counts = planned(snakemake(tiny_run, "-n", "--quiet", "rules"))
+    finally:
+        (tiny_run / "config.yaml").write_text((ROOT / "config.yaml").read_text())
+    assert counts == {}

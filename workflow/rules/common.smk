@@ -1,4 +1,4 @@
-# Shared helpers: the selected study block, naming of backbones and alignment runs, launch blocks.
+# Shared helpers: the selected study block, naming of backbones and alignment runs, launch stages.
 import os
 
 
@@ -21,14 +21,13 @@ STAGE = "../scripts/stage.py"
 
 
 def launch_block(stage):
-    """The launcher settings of one stage: its resources plus the cluster-wide keys."""
-    resources = dict(STUDY["cluster"], **STUDY["resources"][stage])
-    return {
-        "resources": resources,
-        "executor": STUDY["launcher"]["executor"],
-        "detach_on_interrupt": STUDY["launcher"]["detach_on_interrupt"],
-        "log_dir": f"results/jobs/{stage}",
-    }
+    """Which resource block a job-running stage uses. Only the stage name goes into params: the
+    resources themselves (partition, account, time, ...) are read when the job is submitted
+    (aloe.pipeline.launch_settings), so changing them never reruns a finished stage."""
+    assert (
+        stage in STUDY["resources"]
+    ), f"no resources.{stage} block in the config preset"
+    return {"stage": stage}
 
 
 def teacher_source(teacher):

@@ -10,10 +10,6 @@ def record_variant(variant):
     return variant
 
 
-def device_for(stage):
-    return "cuda" if STUDY["resources"][stage].get("gpus_per_node", 0) > 0 else "cpu"
-
-
 def dense_blocks(teacher):
     """0-based blocks whose patch tokens feed the dense probes (Probe3D: L/4-1, L/2-1, 3L/4-1, L-1)."""
     depth = TEACHERS[teacher]["depth"]

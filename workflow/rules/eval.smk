@@ -30,7 +30,7 @@ rule features:
                 if w.dataset == EVAL["dense"]["dataset"]
                 else []
             ),
-            device=device_for("features"),
+            device="auto",
         ),
         launch=launch_block("features"),
     script:
@@ -125,7 +125,7 @@ rule zero_shot:
             backbone=w.teacher,
             variant=record_variant(w.variant),
             batch_size=EVAL["zero_shot"]["batch_size"],
-            device=device_for("probe"),
+            device="auto",
         ),
         launch=launch_block("probe"),
     script:

@@ -135,7 +135,7 @@ rule explanation_grid:
             num_images=4,
             seed=STUDY["seed"],
             methods=EXPLAIN_METHODS,
-            device=device_for("explain"),
+            device="auto",
         ),
         launch=launch_block("explain"),
     script:

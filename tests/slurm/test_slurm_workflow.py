@@ -1,0 +1,125 @@
+"""The tiny preset through ``snakemake --profile slurm`` on the real cluster, with an orchestrator
+crash in the middle: Snakemake (and every rule process it started) is killed while an alignment
+job trains; the restarted Snakemake re-attaches to that job instead of submitting it again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from aloe.launch.record import read_record_file
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGE_OF_RULE = {  # every rule that launches a job, and the config resource block it uses
+    "teacher": "teacher", "download_alignment_set": "data", "alignment_subset": "data", "prepare_eval_dataset": "data",
+    "align_run": "align", "baseline_run": "align", "features": "features", "linear_probe": "probe",
+    "knn": "probe", "zero_shot": "probe", "dense_probe": "probe", "gridpg": "explain", "deletion": "explain",
+    "explanation_grid": "explain",
+}
+GPU_STAGES = {"align", "features", "probe", "explain"}
+
+
+def _snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "--profile", "slurm", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+            "--configfile", str(workdir / "config.yaml"), str(workdir / "cluster.yaml"), "--config", "preset=tiny",
+            "--cores", "4", *args]
+
+
+def _records(workdir: Path) -> dict[str, tuple[Path, object]]:
+    out = {}
+    for path in (workdir / "results" / "jobs").rglob("records/*.job.json"):
+        record = read_record_file(path)
+        out[record.output] = (path, record)
+    return out
+
+
+def _running_alignment(workdir: Path, slurm) -> str | None:
+    """The id of an ALOE alignment job that SLURM runs and that has begun training."""
+    for path in (workdir / "results" / "jobs" / "align").glob("records/*.job.json"):
+        record = read_record_file(path)
+        if "/main/" not in record.output or record.state != "submitted":
+            continue
+        metrics = Path(record.output).parent / "metrics.jsonl"
+        if metrics.exists() and metrics.read_text().strip():
+            state = slurm.run("squeue", "-h", "-j", record.job_id, "-o", "%T", check=False).strip()
+            if state == "RUNNING":
+                return record.job_id
+    return None
+
+
+@pytest.fixture(scope="module")
+def crashed_and_resumed(slurm, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny_slurm")
+    (workdir / "config.yaml").write_text((ROOT / "config.yaml").read_text())
+    # What an admin sets for the cluster: the partition and account every job is charged to.
+    # Longer ALOE runs (300 steps instead of 20) leave time to kill Snakemake mid-training.
+    (workdir / "cluster.yaml").write_text(yaml.safe_dump({"tiny": {"cluster": {"partition": "main", "account": "aloe"},
+                                                                   "alignment": {"total_steps": 300}}}))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1")
+    with open(workdir / "first.log", "wb") as log:
+        first = subprocess.Popen(_snakemake_cmd(workdir), cwd=ROOT, env=env, stdout=log, stderr=log,
+                                 start_new_session=True)
+    deadline, killed = time.monotonic() + 1200, None
+    while killed is None:
+        assert first.poll() is None, (workdir / "first.log").read_text()[-4000:]
+        assert time.monotonic() < deadline, "no alignment job ever ran"
+        killed = _running_alignment(workdir, slurm)
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)  # the login session dies: Snakemake and all its rule processes
+    first.wait()
+    assert slurm.run("squeue", "-h", "-j", killed, "-o", "%T", check=False).strip() == "RUNNING"
+    subprocess.run(_snakemake_cmd(workdir, "--unlock"), cwd=ROOT, env=env, check=True, capture_output=True)
+    second = subprocess.run(_snakemake_cmd(workdir), cwd=ROOT, env=env, capture_output=True, text=True, timeout=2400)
+    (workdir / "second.log").write_text(second.stdout + second.stderr)
+    assert second.returncode == 0, (second.stdout + second.stderr)[-6000:]
+    return workdir, killed
+
+
+def test_tiny_dag_ran_through_sbatch_with_the_configured_resources(slurm, crashed_and_resumed):
+    workdir, _ = crashed_and_resumed
+    t2 = pd.read_csv(workdir / "results" / "tables" / "table2.csv")
+    assert set(t2[t2["source"] == "measured"]["variant"]) == {"teacher", "bcosification", "aloe"}
+    records = [r for _, r in _records(workdir).values()]
+    assert all(r.cluster == "slurm" and r.state == "succeeded" for r in records)
+    rows = {row["JobID"]: row for row in slurm.sacct(fields="JobID,JobName,Partition,Account,State,Timelimit,AllocTRES")
+            if row["JobName"].startswith("aloe.")}
+    stages = set()
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())["tiny"]["resources"]
+    for r in records:
+        row = rows[r.job_id]
+        rule = row["JobName"].removeprefix("aloe.")
+        stage = STAGE_OF_RULE[rule]
+        stages.add(stage)
+        limit = int(cfg[stage]["timeout_min"])
+        assert (row["Partition"], row["Account"], row["State"]) == ("main", "aloe", "COMPLETED"), row
+        assert row["Timelimit"] == f"00:{limit:02d}:00" and f"mem={cfg[stage]['mem_gb']}G" in row["AllocTRES"], row
+        assert ("gres/gpu=1" in row["AllocTRES"]) == (stage in GPU_STAGES), row
+    assert stages == {"teacher", "data", "align", "features", "probe", "explain"}
+
+
+def test_restarted_snakemake_reattached_and_each_stage_ran_one_job(slurm, crashed_and_resumed):
+    workdir, killed = crashed_and_resumed
+    records = _records(workdir)
+    (output,) = [out for out, (_, r) in records.items() if r.job_id == killed]
+    record = records[output][1]
+    assert record.state == "succeeded" and record.attempt == 1 and record.history == []
+    run_dir = Path(output).relative_to(workdir / "results").parent  # align/<teacher>/main/lr<lr>
+    rule_log = workdir / "results" / "logs" / f"{run_dir}.log"
+    assert f"re-attached to job {killed}" in rule_log.read_text()
+    assert json.loads(Path(output).read_text())["step"] > 0
+    # Exactly one SLURM job per launched output: nothing was submitted twice, nothing lost track of.
+    # (Jobs that finished while Snakemake was down had their outputs removed by the restarted
+    # Snakemake; their rules put back the hard links the jobs kept instead of running them again.)
+    jobs = [row for row in slurm.sacct(fields="JobID,JobName,State") if row["JobName"].startswith("aloe.")]
+    assert len(jobs) == len(records) == len({r.job_id for _, r in records.values()}), jobs
+    assert all(r.history == [] for _, r in records.values()), [r for _, r in records.values() if r.history]
+    assert not list((workdir / "results" / "jobs").glob("*/kept/*"))  # cleaned up once outputs are in place
