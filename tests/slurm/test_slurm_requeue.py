@@ -125,7 +125,7 @@ def _squeue_state(slurm: LocalSlurm, job_id: str) -> str:
     return slurm.run("squeue", "-h", "-j", job_id, "-o", "%T", check=False).strip()
 
 
-def test_preempted_alignment_resumes_and_matches_uninterrupted_run(slurm, drills, reference):
+def test_preempted_alignment_resumes_and_matches_uninterrupted_run(slurm, drills, request):
     launched = drills["preempt"]
     _watch(launched, lambda: max(_logged_steps(launched.out_dir), default=0) >= 3 * CKPT_EVERY // 2, 300, slurm)
     job_id = launched.job_id()
@@ -136,6 +136,7 @@ def test_preempted_alignment_resumes_and_matches_uninterrupted_run(slurm, drills
     # the last step that attempt reached (the next attempt cuts it back to its checkpoint).
     _watch(launched, lambda: _squeue_state(slurm, job_id) == "PENDING", 120, slurm)
     peak = _logged_steps(launched.out_dir)[-1]
+    reference = request.getfixturevalue("reference")  # only now: the job must still be training above
     launched.join(timeout=900)
     assert launched.error is None and launched.result is not None, launched.error
     result = json.loads((launched.out_dir / "result.json").read_text())
