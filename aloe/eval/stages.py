@@ -90,7 +90,6 @@ def run_extract_features(
     device: str = "auto",
 ) -> dict[str, Any]:
     """Compute (or verify) the feature cache ``out`` for one (backbone, dataset, split)."""
-    device = resolve_device(device)
     return run_extract_feature_splits(
         {split: out}, backbone_path=backbone_path, backbone_kind=backbone_kind, dataset_dir=dataset_dir,
         dataset=dataset, image_size=image_size, batch_size=batch_size, last_n=last_n, avgpool=avgpool,

@@ -41,8 +41,7 @@ def cancel(root: Path) -> int:
     live = [(p, r) for p, r in find_records(root) if r.state == "submitted"]
     jobs.cancel([r for _, r in live])
     for path, r in live:
-        r.history.append({"attempt": r.attempt, "job_id": r.job_id, "resources": r.resources, "outcome": "cancelled"})
-        r.state = "cancelled"
+        r.end_attempt("cancelled", state="cancelled")
         write_json(path, dataclasses.asdict(r))
         print(f"cancelled {r.cluster} job {r.job_id}  {r.output}")
     print(f"{len(live)} job(s) cancelled", file=sys.stderr)

@@ -267,9 +267,7 @@ class _Run:
             # The job of an earlier run finished, but its output is gone: the workflow removes the
             # outputs of an interrupted rule before running it again. Run it again (a training run
             # resumes from its checkpoints, so this costs little).
-            record.history.append({"attempt": record.attempt, "job_id": record.job_id,
-                                   "resources": record.resources, "outcome": "output_lost"})
-            record.state = "failed"
+            record.end_attempt("output_lost")
             write_record(item.output, self.folder, record)
             log.warning("job %s from an earlier run finished, but %s is gone: submitting again", record.job_id,
                         item.output)
@@ -280,10 +278,7 @@ class _Run:
             write_record(item.output, self.folder, record)
             return False
         kind = jobs.classify(item.job, record, value)
-        record.history.append(
-            {"attempt": record.attempt, "job_id": record.job_id, "resources": record.resources, "outcome": kind}
-        )
-        record.state = "failed"
+        record.end_attempt(kind)
         write_record(item.output, self.folder, record)
         if item.attached:
             log.warning("job %s from an earlier run failed (%s): resubmitting", record.job_id, kind)
@@ -303,15 +298,7 @@ class _Run:
         jobs.cancel(records)
         for item in items:
             assert item.record is not None
-            item.record.history.append(
-                {
-                    "attempt": item.record.attempt,
-                    "job_id": item.record.job_id,
-                    "resources": item.record.resources,
-                    "outcome": "cancelled",
-                }
-            )
-            item.record.state = "cancelled"
+            item.record.end_attempt("cancelled", state="cancelled")
             write_record(item.output, self.folder, item.record)
         log.warning("interrupted: cancelled %d job(s)", len(records))
 

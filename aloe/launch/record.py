@@ -56,6 +56,12 @@ class JobRecord:
     output: str = ""
     version: int = RECORD_VERSION
 
+    def end_attempt(self, outcome: str, state: str = "failed") -> None:
+        """Close the current attempt: append it to ``history`` with ``outcome``, set ``state``."""
+        self.history.append({"attempt": self.attempt, "job_id": self.job_id, "resources": self.resources,
+                             "outcome": outcome})
+        self.state = state
+
     def escalations(self) -> int:
         """How many earlier attempts of this call ended in OOM or timeout (drives escalation)."""
         return sum(h["outcome"] in ("oom", "timeout") for h in self.history)
