@@ -41,9 +41,10 @@ from aloe.data import manual_datasets
 from aloe.data.shards import encode_jpeg, encode_png, write_meta, write_split
 from aloe.data.subsets import key_score
 from aloe.data.zero_shot import load_class_names
+from aloe.registry import DATASETS
 
-TORCHVISION = ("cifar10", "cifar100", "food101", "flowers102", "fgvc_aircraft", "dtd", "sun397", "caltech101")
-MANUAL = ("imagenet1k", "stanford_cars", "nyuv2")
+TORCHVISION = tuple(name for name, entry in DATASETS.items() if "torchvision" in entry.sources)
+MANUAL = tuple(name for name, entry in DATASETS.items() if "manual" in entry.sources)
 EVAL_DATASETS = TORCHVISION + MANUAL
 SUN397_TEST_FRACTION = 0.2
 CALTECH101_TRAIN_PER_CLASS = 30

@@ -9,32 +9,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-# Paper column order (Table 2 / B1), then the embedded demo's datasets.
-DATASET_ORDER = (
-    "imagenet1k", "caltech101", "flowers102", "food101", "fgvc_aircraft", "dtd", "stanford_cars",
-    "sun397", "cifar10", "cifar100", "nyuv2", "shapes", "textures", "digits", "depth",
-)  # fmt: skip
-# The paper's "Avg." is the mean over exactly these ten datasets (IN1k included).
-PAPER_AVG_DATASETS = frozenset(DATASET_ORDER[:10])
-DATASET_LABELS = {
-    "imagenet1k": "IN1k", "caltech101": "Cal101", "flowers102": "Flowers", "food101": "Food",
-    "fgvc_aircraft": "Aircr", "dtd": "DTD", "stanford_cars": "Cars", "sun397": "SUN", "cifar10": "C10",
-    "cifar100": "C100", "nyuv2": "NYUv2", "shapes": "Shapes", "textures": "Textures", "digits": "Digits",
-    "depth": "Depth",
-}  # fmt: skip
+from aloe.registry import ATTRIBUTION_METHODS, BACKBONES, DATASETS
 
-BACKBONE_ORDER = ("vit_b16_sup", "siglip2_b16", "dinov3_vitb16", "demo_vit", "demo_siglip", "demo_dinov3")
-BACKBONE_LABELS = {
-    "vit_b16_sup": "Sup. ViT-B/16", "siglip2_b16": "SigLIP2 ViT-B/16", "dinov3_vitb16": "DINOv3 ViT-B/16",
-    "demo_vit": "Demo sup. ViT", "demo_siglip": "Demo SigLIP", "demo_dinov3": "Demo DINOv3",
-}  # fmt: skip
+# Orders and labels come from the registry (aloe.registry): paper order first, then the demo's.
+DATASET_ORDER = tuple(DATASETS)
+# The paper's "Avg." is the mean over exactly these ten datasets (IN1k included).
+PAPER_AVG_DATASETS = frozenset(name for name, entry in DATASETS.items() if entry.paper_avg)
+DATASET_LABELS = {name: entry.label for name, entry in DATASETS.items()}
+
+BACKBONE_ORDER = tuple(BACKBONES)
+BACKBONE_LABELS = {name: entry.label for name, entry in BACKBONES.items()}
 
 TEACHER, BCOSIFICATION, ALOE = "teacher", "bcosification", "aloe"
 VARIANTS = (TEACHER, BCOSIFICATION, ALOE)
 VARIANT_LABELS = {TEACHER: "Teacher", BCOSIFICATION: "B-cosif.", ALOE: "ALOE"}
 
 # Attribution methods of GridPG records (params["method"]); B-cos W(x)x is the students' own.
-METHOD_ORDER = ("attnlrp", "ig", "legrad", "chefercam", "lime", "bcos")
+METHOD_ORDER = ATTRIBUTION_METHODS
 METHOD_LABELS = {"attnlrp": "LRP", "ig": "IG", "legrad": "LeG", "chefercam": "Chf", "lime": "LIME", "bcos": "B-cos"}
 
 # Ablation settings in the paper's column order (Table 4, Table B8); others follow, sorted.

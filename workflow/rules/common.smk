@@ -1,6 +1,8 @@
 # Shared helpers: the selected study block, naming of backbones and alignment runs, launch stages.
 import os
 
+from aloe.registry import TABLE_NAMES, check_study
+
 
 def canonical(obj):
     """A sorted-key copy. Snakemake compares params as text, so the order of keys in config.yaml
@@ -12,6 +14,7 @@ def canonical(obj):
     return obj
 
 
+check_study(config)  # every name against aloe.registry, before any job
 STUDY = canonical(config[config["preset"]])
 TEACHERS = STUDY["teachers"]
 EVAL = STUDY["evaluation"]

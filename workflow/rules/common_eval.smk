@@ -161,19 +161,7 @@ def table_plan(table):
     return plans[table]
 
 
-TABLES = [
-    "table2",
-    "table3a",
-    "table3b",
-    "table4",
-    "tableB1",
-    "tableB2",
-    "tableB3",
-    "tableB4",
-    "tableB5",
-    "tableB6",
-    "tableB8",
-]
+TABLES = list(TABLE_NAMES)
 
 
 # ---- used by tables.smk (report) ----
