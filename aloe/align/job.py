@@ -7,12 +7,14 @@ Job config (one dict): ``teacher`` (name or path for ``aloe.load_teacher``), ``b
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Callable
 
 import submitit
 
 from aloe.align.config import TrainConfig
 from aloe.align.train import TrainResult, train
+from aloe.io import read_json, write_json
 from aloe.models import bcosify, load_teacher, shared_linear_weights
 
 JOB_KEYS = ("teacher", "b", "stem", "train")
@@ -47,18 +49,22 @@ class AlignJob(submitit.helpers.Checkpointable):
     signal on to submitit's handler).
     """
 
-    def __init__(self, job: dict[str, Any], build: Callable = build_from_foundation):
-        self.job, self.build = job, build
+    def __init__(self, job: dict[str, Any], build: Callable = build_from_foundation, result: str | None = None):
+        self.job, self.build, self.result = job, build, result
 
     def __call__(self) -> dict:
         if _in_submitit_job() and "RANK" not in os.environ:
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         result = run_alignment(self.job, self.build)
+        run_dir = Path(self.job["train"]["out_dir"])
+        if self.result is not None and int(os.environ.get("RANK", "0")) == 0:
+            # the workflow's output: the run's own result.json plus where the run lives
+            write_json(self.result, {**read_json(run_dir / "result.json"), "run_dir": str(run_dir)})
         return {"step": result.step, "stopped_early": result.stopped_early, "best_heldout": result.best_heldout,
                 "student_dir": str(result.student_dir)}
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
-        return submitit.helpers.DelayedSubmission(AlignJob(self.job, self.build), *args, **kwargs)
+        return submitit.helpers.DelayedSubmission(AlignJob(self.job, self.build, self.result), *args, **kwargs)
 
 
 def _in_submitit_job() -> bool:

@@ -7,13 +7,17 @@ requeues itself and resumes from its own checkpoints.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+from aloe.align.config import TrainConfig
 from aloe.align.job import AlignJob
 from aloe.align.sweep import select_best_run
+from aloe.align.train import RESUME_MAY_CHANGE
 from aloe.io import atomic_dir, read_json, write_json
 
 SYMBOLIC_DEPTHS = ("L", "L/3", "2L/3")
@@ -56,13 +60,33 @@ def alignment_job(result: str | os.PathLike, *, teacher: str, teacher_depth: int
     and all, resolved against ``teacher_depth``; ``train`` holds the remaining TrainConfig keys.
     """
     cfg = dict(train)
-    cfg.update(out_dir=str(Path(result).parent), shards=shard_files(shards),
-               depths=resolve_symbolic_depths(depths, teacher_depth))
+    cfg.update(shards=shard_files(shards), depths=resolve_symbolic_depths(depths, teacher_depth))
     if heldout_shards is not None:
         cfg["heldout_shards"] = shard_files(heldout_shards)
     if train_keys is not None:
         cfg["train_keys"] = str(train_keys)
-    return AlignJob({"teacher": str(teacher), "b": b, "stem": stem, "train": cfg})
+    job = {"teacher": str(teacher), "b": b, "stem": stem, "train": cfg}
+    cfg["out_dir"] = str(run_folder(result, job))
+    return AlignJob(job, result=str(result))
+
+
+def run_folder(result: str | os.PathLike, job: Mapping[str, Any]) -> Path:
+    """``<folder of result>/runs/<digest of the run's settings>``.
+
+    A changed setting (loss weight, steps, data, ...) trains in a fresh folder instead of
+    resuming a checkpoint made with other settings; the same settings find their own folder
+    again, so a preempted or restarted run resumes. Settings that may change on resume
+    (``RESUME_MAY_CHANGE``: logging, checkpoint interval, device) do not enter the digest.
+    """
+    train = {k: v for k, v in TrainConfig.from_dict({**job["train"], "out_dir": ""}).to_dict().items()
+             if k not in RESUME_MAY_CHANGE and k != "out_dir"}  # fmt: skip
+    settings = json.dumps({**job, "train": train}, sort_keys=True, default=str)
+    return Path(result).parent / "runs" / hashlib.sha256(settings.encode()).hexdigest()[:12]
+
+
+def run_dir_of(run_result: str | os.PathLike) -> Path:
+    """The run folder a run's ``result.json`` points to (older results: the folder holding it)."""
+    return Path(read_json(run_result).get("run_dir", Path(run_result).parent))
 
 
 def _install(out_dir: Path, student_dir: Path, record: dict[str, Any]) -> None:
@@ -78,7 +102,7 @@ def select_backbone(out_dir: str | os.PathLike, *, run_results: Sequence[str]) -
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     compared = out_dir.with_name(f".{out_dir.name}.selection.json")
-    record = select_best_run([Path(r).parent for r in run_results], compared)
+    record = select_best_run([run_dir_of(r) for r in run_results], compared)
     compared.unlink()
     _install(out_dir, Path(record["selected"]) / "student", record)
     return record
@@ -86,10 +110,11 @@ def select_backbone(out_dir: str | os.PathLike, *, run_results: Sequence[str]) -
 
 def install_student(out_dir: str | os.PathLike, *, run_result: str) -> dict[str, Any]:
     """Install a single run's student (a baseline, which has no LR sweep) as the backbone ``out_dir``."""
-    run = Path(run_result).parent
+    run = run_dir_of(run_result)
     record = {"selected": str(run), "result": read_json(run_result)}
     _install(Path(out_dir), run / "student", record)
     return record
 
 
-__all__ = ["alignment_job", "install_student", "resolve_symbolic_depths", "select_backbone", "shard_files"]
+__all__ = ["alignment_job", "install_student", "resolve_symbolic_depths", "run_dir_of", "run_folder", "select_backbone",
+           "shard_files"]

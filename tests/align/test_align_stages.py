@@ -15,3 +15,46 @@ def test_symbolic_depths():
 def test_symbolic_depths_reject_unknown():
     with pytest.raises(ValueError, match="config key 'depths'"):
         resolve_symbolic_depths(["L/2"], 12)
+
+
+def _run(result, teacher_dir, shard_dir, heldout_dir, **train):
+    from aloe.align.stages import alignment_job
+
+    cfg = dict(lr=3e-3, total_steps=4, warmup_steps=1, global_batch=8, micro_batch=4, progress=False, seed=0,
+               num_workers=0, shuffle_buffer=16, eval_every=0, ckpt_every=2)
+    cfg.update(train)
+    job = alignment_job(result, teacher=teacher_dir, teacher_depth=3, b=2, stem="linear", train=cfg,
+                        shards=str(shard_dir), heldout_shards=str(heldout_dir))
+    return job, job()
+
+
+def test_changed_setting_retrains_in_a_fresh_run_folder(teacher_dir, shards, tmp_path):
+    """A changed alignment setting trains anew in its own folder (never resumes the other run's
+    checkpoint); the same settings find their folder again; selection reads the run folder."""
+    import json
+    from pathlib import Path
+
+    from aloe.align.stages import run_dir_of, select_backbone
+
+    shard_dir, heldout_dir = Path(shards["train"][0]).parent, Path(shards["heldout"][0]).parent
+    result = tmp_path / "align" / "lr0.003" / "result.json"
+    job_a, out_a = _run(result, teacher_dir, shard_dir, heldout_dir)
+    run_a = run_dir_of(result)
+    assert run_a.parent == result.parent / "runs" and (run_a / "checkpoints").is_dir()
+    assert json.loads(result.read_text())["run_dir"] == str(run_a) and out_a["step"] == 4
+    assert json.loads(result.read_text())["config"]["lambda_global"] == 1.0
+
+    result.unlink()  # what Snakemake does before rerunning a job whose params changed
+    job_b, out_b = _run(result, teacher_dir, shard_dir, heldout_dir, lambda_global=0.5)
+    run_b = run_dir_of(result)
+    assert run_b != run_a and run_b.parent == run_a.parent
+    assert json.loads(result.read_text())["config"]["lambda_global"] == 0.5
+    assert json.loads((run_b / "result.json").read_text())["resumed_at"] == []  # trained from scratch
+    assert (run_a / "result.json").is_file()  # the other run is left as it was
+
+    # the same settings again (e.g. after a crash): the same folder, which resumes instead of retraining
+    job_c, _ = _run(result, teacher_dir, shard_dir, heldout_dir, lambda_global=0.5, ckpt_every=1)
+    assert job_c.job["train"]["out_dir"] == str(run_b)  # ckpt_every may change on resume: same digest
+
+    record = select_backbone(tmp_path / "backbone", run_results=[str(result)])
+    assert record["selected"] == str(run_b) and (tmp_path / "backbone" / "model.safetensors").is_file()
