@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -53,8 +54,10 @@ class StageCall:
     kwargs: dict[str, Any]
     outputs: list[str] = dataclasses.field(default_factory=list)
     keep_dir: str | None = None
+    env: dict[str, str] = dataclasses.field(default_factory=dict)  # set in the job before ``fn`` is imported
 
     def __call__(self) -> Any:
+        os.environ.update(self.env)
         result = self.run()
         if self.keep_dir is not None:
             from aloe.launch.kept import keep_outputs
@@ -110,8 +113,22 @@ def log_to(path: str | None) -> Iterator[None]:
             root.removeHandler(handler)
 
 
+def hub_environment(config: Mapping[str, Any]) -> dict[str, str]:
+    """Environment of every stage from the preset's ``hub`` block: ``cache_dir`` -> HF_HUB_CACHE
+    (a shared cache that a host with internet filled once), ``offline`` -> HF_HUB_OFFLINE=1 (jobs
+    read that cache and never reach for the network). Read when a stage runs, like resources, so
+    changing it never reruns a finished stage."""
+    hub = config[config["preset"]].get("hub", {})
+    env = {}
+    if hub.get("cache_dir"):
+        env["HF_HUB_CACHE"] = str(Path(hub["cache_dir"]).expanduser().resolve())
+    if hub.get("offline"):
+        env["HF_HUB_OFFLINE"] = "1"
+    return env
+
+
 def run_stage(fn: str, kwargs: Mapping[str, Any], *, launch: Mapping[str, Any] | None = None,
-              log: str | None = None) -> Any:
+              log: str | None = None, env: Mapping[str, str] | None = None) -> Any:
     """Call ``fn(**kwargs)``, through the launcher when ``launch`` is given.
 
     ``launch``: {"output": path the job produces, "resources": the stage's resource block,
@@ -121,10 +138,12 @@ def run_stage(fn: str, kwargs: Mapping[str, Any], *, launch: Mapping[str, Any] |
     factory that returns a ``submitit.helpers.Checkpointable`` job, which runs as
     :class:`CheckpointableStage` so that SLURM preemption and time limits requeue it. The stage
     name and its arguments identify the call: a restart re-attaches only to a job of the same
-    config.
+    config. ``env`` (``hub_environment``) is set before ``fn``'s module is imported, in the job.
     """
+    env = dict(env or {})
     with log_to(log):
         if launch is None:
+            os.environ.update(env)
             return import_callable(fn)(**kwargs)
         from aloe.launch import launch as submit
         from aloe.launch.kept import drop_kept, restore_outputs
@@ -136,7 +155,7 @@ def run_stage(fn: str, kwargs: Mapping[str, Any], *, launch: Mapping[str, Any] |
         outputs = [str(o) for o in launch.get("outputs", [launch["output"]])]
         keep_dir = str(Path(launch["log_dir"]) / "kept" / call)
         stage_type = CheckpointableStage if launch.get("checkpointable", False) else StageCall
-        job = stage_type(fn, kwargs, outputs=outputs, keep_dir=keep_dir)
+        job = stage_type(fn, kwargs, outputs=outputs, keep_dir=keep_dir, env=env)
         restore_outputs(outputs, keep_dir)  # of a job that finished while no workflow waited for it
         result = submit(job, {}, output=launch["output"], resources=launch["resources"], log_dir=launch["log_dir"],
                         executor=launch["executor"], detach_on_interrupt=launch.get("detach_on_interrupt", False),
@@ -172,7 +191,7 @@ def run_snakemake_job(smk: Any) -> Any:
                       outputs=list(smk.output))
     log = smk.log[0] if len(smk.log) else None
     try:
-        return run_stage(params["fn"], kwargs, launch=launch, log=log)
+        return run_stage(params["fn"], kwargs, launch=launch, log=log, env=hub_environment(smk.config))
     except Exception as err:  # the log holds the traceback; the console gets the one-line reason
         print(f"rule {smk.rule} failed: {type(err).__name__}: {err}" + (f" (log: {log})" if log else ""),
               file=sys.stderr)

@@ -51,6 +51,9 @@ class TrainConfig:
     min_delta: float = 0.0
     ckpt_every: int = 0  # steps; 0 = only on signals and at the end
     keep_checkpoints: int = 2
+    # a run folder that already holds a finished run: False = return it (0 steps); True = move it
+    # to <out_dir>.previous and train anew (the workflow: its job only runs when the output is wanted anew)
+    retrain_finished: bool = False
     log_every: int = 1
     progress: bool = True
 

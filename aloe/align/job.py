@@ -17,7 +17,7 @@ from aloe.align.train import TrainResult, train
 from aloe.io import read_json, write_json
 from aloe.models import bcosify, load_teacher, shared_linear_weights
 
-JOB_KEYS = ("teacher", "b", "stem", "train")
+JOB_KEYS = ("teacher", "b", "stem", "train", "data")  # data: fingerprint of the run's data (recorded only)
 
 
 def build_from_foundation(job: dict[str, Any]):
@@ -59,7 +59,8 @@ class AlignJob(submitit.helpers.Checkpointable):
         run_dir = Path(self.job["train"]["out_dir"])
         if self.result is not None and int(os.environ.get("RANK", "0")) == 0:
             # the workflow's output: the run's own result.json plus where the run lives
-            write_json(self.result, {**read_json(run_dir / "result.json"), "run_dir": str(run_dir)})
+            write_json(self.result, {**read_json(run_dir / "result.json"), "run_dir": str(run_dir),
+                                     "data_fingerprint": self.job.get("data")})
         return {"step": result.step, "stopped_early": result.stopped_early, "best_heldout": result.best_heldout,
                 "student_dir": str(result.student_dir)}
 

@@ -65,9 +65,32 @@ def alignment_job(result: str | os.PathLike, *, teacher: str, teacher_depth: int
         cfg["heldout_shards"] = shard_files(heldout_shards)
     if train_keys is not None:
         cfg["train_keys"] = str(train_keys)
-    job = {"teacher": str(teacher), "b": b, "stem": stem, "train": cfg}
-    cfg["out_dir"] = str(run_folder(result, job))
+    job = {"teacher": str(teacher), "b": b, "stem": stem, "train": cfg,
+           "data": data_fingerprint([shards, heldout_shards, train_keys])}  # fmt: skip
+    cfg.update(out_dir=str(run_folder(result, job)), retrain_finished=True)
     return AlignJob(job, result=str(result))
+
+
+MANIFEST_SUFFIXES = (".json", ".parquet", ".txt")
+
+
+def data_fingerprint(paths: Sequence[str | os.PathLike | None]) -> str:
+    """sha256 over what defines a run's data: the manifests of each shard folder (summary, subset
+    and split files, img2dataset's per-shard parquet key lists: their content) plus each tar's
+    name and size, and the content of keys files. Re-downloaded or re-split data gives another
+    fingerprint, hence another run folder; reading it costs no pass over the images."""
+    digest = hashlib.sha256()
+    for path in paths:
+        if path is None:
+            continue
+        path = Path(path)
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            if f.suffix in MANIFEST_SUFFIXES:
+                digest.update(f"{f.name}\0".encode() + f.read_bytes())
+            elif f.suffix == ".tar":
+                digest.update(f"{f.name}\0{f.stat().st_size}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def run_folder(result: str | os.PathLike, job: Mapping[str, Any]) -> Path:
@@ -78,7 +101,7 @@ def run_folder(result: str | os.PathLike, job: Mapping[str, Any]) -> Path:
     again, so a preempted or restarted run resumes. Settings that may change on resume
     (``RESUME_MAY_CHANGE``: logging, checkpoint interval, device) do not enter the digest.
     """
-    train = {k: v for k, v in TrainConfig.from_dict({**job["train"], "out_dir": ""}).to_dict().items()
+    train = {k: v for k, v in TrainConfig.from_dict({**job["train"], "out_dir": "."}).to_dict().items()
              if k not in RESUME_MAY_CHANGE and k != "out_dir"}  # fmt: skip
     settings = json.dumps({**job, "train": train}, sort_keys=True, default=str)
     return Path(result).parent / "runs" / hashlib.sha256(settings.encode()).hexdigest()[:12]
@@ -116,5 +139,5 @@ def install_student(out_dir: str | os.PathLike, *, run_result: str) -> dict[str,
     return record
 
 
-__all__ = ["alignment_job", "install_student", "resolve_symbolic_depths", "run_dir_of", "run_folder", "select_backbone",
+__all__ = ["alignment_job", "install_student", "resolve_symbolic_depths", "data_fingerprint", "run_dir_of", "run_folder", "select_backbone",
            "shard_files"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ class _StepModule(nn.Module):
         return self.objective(self.student, teacher_out, pixels, labels, teacher)
 
 
-RESUME_MAY_CHANGE = {"progress", "log_every", "ckpt_every", "keep_checkpoints", "device"}
+RESUME_MAY_CHANGE = {"progress", "log_every", "ckpt_every", "keep_checkpoints", "device", "retrain_finished"}
 
 
 def _check_same_run(saved: dict, now: dict, path: Path) -> None:
@@ -102,6 +103,14 @@ def _metrics_log(path: Path, resume_step: int | None):
             os.fsync(f.fileno())
 
     return log
+
+
+def _set_aside(out: Path) -> None:
+    """Move a finished run to ``<out>.previous`` (replacing an older one) so that it is not resumed."""
+    previous = out.with_name(out.name + ".previous")
+    if previous.exists():
+        shutil.rmtree(previous)
+    os.replace(out, previous)
 
 
 def _save_student_dir(student, out: Path) -> None:
@@ -141,6 +150,9 @@ def train(
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")
     autocast = autocast_factory(dev, use_bf16)
     out = Path(cfg.out_dir)
+    if cfg.retrain_finished and info.is_main and (out / "result.json").is_file():
+        _set_aside(out)
+    barrier(info)  # no rank looks for checkpoints before a finished run is set aside
     out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(cfg.seed)

@@ -52,9 +52,36 @@ def test_changed_setting_retrains_in_a_fresh_run_folder(teacher_dir, shards, tmp
     assert json.loads((run_b / "result.json").read_text())["resumed_at"] == []  # trained from scratch
     assert (run_a / "result.json").is_file()  # the other run is left as it was
 
-    # the same settings again (e.g. after a crash): the same folder, which resumes instead of retraining
-    job_c, _ = _run(result, teacher_dir, shard_dir, heldout_dir, lambda_global=0.5, ckpt_every=1)
-    assert job_c.job["train"]["out_dir"] == str(run_b)  # ckpt_every may change on resume: same digest
+    # the same settings and data again: the same folder (ckpt_every may change on resume: same digest);
+    # the workflow only reruns a job whose output it wants anew (forced, or removed), so a finished run
+    # there is set aside and trained again rather than "resumed" for 0 steps
+    result.unlink()
+    job_c, out_c = _run(result, teacher_dir, shard_dir, heldout_dir, lambda_global=0.5, ckpt_every=1)
+    assert job_c.job["train"]["out_dir"] == str(run_b) and out_c["step"] == 4
+    assert json.loads((run_b / "result.json").read_text())["resumed_at"] == []
+    assert (run_b.parent / (run_b.name + ".previous") / "result.json").is_file()
+    assert json.loads(result.read_text())["data_fingerprint"] == job_c.job["data"]
 
     record = select_backbone(tmp_path / "backbone", run_results=[str(result)])
     assert record["selected"] == str(run_b) and (tmp_path / "backbone" / "model.safetensors").is_file()
+
+
+def test_changed_data_changes_the_run_folder(teacher_dir, shards, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from aloe.align.stages import alignment_job
+
+    data = tmp_path / "shards"
+    shutil.copytree(Path(shards["train"][0]).parent, data)
+    cfg = dict(total_steps=2, global_batch=8, micro_batch=4, num_workers=0)
+    before = alignment_job(tmp_path / "r" / "result.json", teacher=teacher_dir, teacher_depth=3, b=2, stem="linear",
+                           train=cfg, shards=str(data))
+    (data / "summary.json").write_text('{"count": 96}')  # e.g. the set was downloaded again
+    after = alignment_job(tmp_path / "r" / "result.json", teacher=teacher_dir, teacher_depth=3, b=2, stem="linear",
+                          train=cfg, shards=str(data))
+    assert before.job["data"] != after.job["data"]
+    assert before.job["train"]["out_dir"] != after.job["train"]["out_dir"]
+    again = alignment_job(tmp_path / "r" / "result.json", teacher=teacher_dir, teacher_depth=3, b=2, stem="linear",
+                          train=cfg, shards=str(data))
+    assert again.job["train"]["out_dir"] == after.job["train"]["out_dir"]
