@@ -149,6 +149,10 @@ def study_problems(study: Mapping[str, Any], prefix: str) -> Iterator[str]:
     for i, fraction in enumerate(abl["fractions"]["settings"]):
         if fraction not in study["splits"]["fractions"]:
             yield f"{prefix}.ablations.fractions.settings[{i}]: {fraction} is not in {prefix}.splits.fractions"
+    for block in ("alignment", "baselines"):
+        batch, micro = study[block]["global_batch"], study[block]["micro_batch"]
+        if batch % micro:
+            yield f"{prefix}.{block}.global_batch: {batch} is not a multiple of {prefix}.{block}.micro_batch ({micro})"
     for i, method in enumerate(ev["gridpg"]["methods"]):
         if method not in ATTRIBUTION_METHODS:
             yield f"{prefix}.evaluation.gridpg.methods[{i}]: unknown method {method!r}; known: {_known(ATTRIBUTION_METHODS)}"

@@ -101,6 +101,16 @@ def test_wrong_source_and_class_count():
     assert "paper.evaluation.datasets.cifar10.classes: cifar10 has 10 classes, config says 11" in text
 
 
+def test_cross_field_rules():
+    def change(study):
+        study["alignment"]["micro_batch"] = 100
+        study["ablations"]["fractions"]["settings"] = [0.001, 0.5]
+
+    text = _broken(change)
+    assert "paper.alignment.global_batch: 1024 is not a multiple of paper.alignment.micro_batch (100)" in text
+    assert "paper.ablations.fractions.settings[1]: 0.5 is not in paper.splits.fractions" in text
+
+
 def test_dag_refuses_an_unknown_name_before_any_job(tmp_path):
     site = tmp_path / "site.yaml"
     site.write_text(yaml.safe_dump({"paper": {"evaluation": {"zero_shot": {"datasets": ["flowers102"]}}}}))
