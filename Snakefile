@@ -2,6 +2,8 @@
 # url lists -> shards -> teachers/students -> features -> metrics -> tables.
 # `config.yaml` holds every setting; `preset` picks the study block (demo by default, paper with
 # `--profile slurm`). Each rule calls one plain aloe function through workflow/scripts/stage.py.
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 from aloe.config_schema import validate_config
@@ -12,7 +14,7 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-validate_config(config, "workflow/schemas/config.schema.yaml")
+validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 
 
 report: "workflow/report/workflow.rst"
