@@ -12,7 +12,8 @@
 Each url list also holds ``broken`` URLs of each kind in ``BROKEN_KINDS``: "missing" ones point
 at files that do not exist (HTTP 404), so failure accounting runs like on the real web. URLs
 name ``http://127.0.0.1:<port>/<set>/...``: the port is fixed when the lists are written, and
-``aloe.rehearsal.serve`` serves ``root/served`` on that port while the study runs.
+``aloe.rehearsal.serve`` serves ``root/served`` on that port while the study runs. Each call
+rewrites ``root/served`` whole (with the sets in ``names`` only).
 """
 
 from __future__ import annotations
