@@ -6,7 +6,8 @@ Entry points (plain functions; the Snakemake rules call them with config values)
 - ``img2dataset_stage.download_alignment_set``: url list -> shards + ``summary.json``;
 - ``synthetic_world.make_synthetic_world`` / ``download_synthetic_alignment_set``: offline world;
 - ``subsets.make_key_splits`` / ``materialize_subset``: held-out split and nested subsets;
-- ``eval_datasets.prepare_eval_dataset``: evaluation datasets in the format of ``shards``;
+- ``eval_datasets.prepare_eval_dataset``: evaluation datasets in the format of ``shards`` (from
+  torchvision, manual layouts in ``manual_datasets`` or class folders in ``folder_datasets``);
 - ``align_loader.AlignmentLoader`` and ``eval_loader.EvalLoader``: the loaders;
 - ``zero_shot``: class names and prompt templates.
 """

@@ -1,8 +1,16 @@
 """Preparing the evaluation datasets into the common shard format (``aloe.data.shards``).
 
-``prepare_eval_dataset(name, out_dir, download_root=..., manual_path=...)`` is the one entry
-point. Downloads go through torchvision where they work; ImageNet-1k, Stanford Cars and NYUv2
-are read from a manual path (``aloe.data.manual_datasets``), checked before any heavy work.
+``prepare_eval_dataset(name, out_dir, source=..., download_root=..., manual_path=...)`` is the
+one entry point. ``source`` (config ``evaluation.datasets.<name>.source``) says where the data
+comes from:
+
+- ``torchvision`` (default for the 8 torchvision datasets): downloaded into ``download_root``;
+- ``manual`` (default and only choice for ImageNet-1k, Stanford Cars and NYUv2): read from
+  ``manual_path`` (``aloe.data.manual_datasets``);
+- ``folder`` (torchvision datasets): read from ``manual_path`` laid out as class folders
+  (``aloe.data.folder_datasets``), for machines where torchvision cannot download.
+
+Manual and folder layouts are checked before any heavy work.
 
 Splits written ("train" feeds probes, "test" is reported; the LP validation split is carved
 from "train" by the evaluation code):
@@ -37,7 +45,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from PIL import Image
 
-from aloe.data import manual_datasets
+from aloe.data import folder_datasets, manual_datasets
 from aloe.data.shards import encode_jpeg, encode_png, write_meta, write_split
 from aloe.data.subsets import key_score
 from aloe.data.zero_shot import load_class_names
@@ -46,6 +54,8 @@ from aloe.registry import DATASETS
 TORCHVISION = tuple(name for name, entry in DATASETS.items() if "torchvision" in entry.sources)
 MANUAL = tuple(name for name, entry in DATASETS.items() if "manual" in entry.sources)
 EVAL_DATASETS = TORCHVISION + MANUAL
+# Which ``source`` values each dataset accepts ("synthetic" sets are made by the synthetic world).
+SOURCES = {"torchvision": TORCHVISION, "folder": TORCHVISION, "manual": MANUAL}
 SUN397_TEST_FRACTION = 0.2
 CALTECH101_TRAIN_PER_CLASS = 30
 
@@ -152,10 +162,28 @@ _BUILDERS = {
 }
 
 
+def _check_source(name: str, source: str | None, config_key: str) -> str:
+    """The source to use (``None`` = the dataset's default); ``config_key`` is the path key,
+    whose sibling ``.source`` is named in errors."""
+    source_key = config_key[: -len(".path")] + ".source" if config_key.endswith(".path") else f"{name} source"
+    if source is None:
+        return "manual" if name in MANUAL else "torchvision"
+    if source == "synthetic":
+        raise ValueError(f"{name}: source 'synthetic' ({source_key}) datasets are written by the synthetic world "
+                         "(rule synthetic_world), not by prepare_eval_dataset")  # fmt: skip
+    if source not in SOURCES:
+        raise ValueError(f"{name}: unknown source {source!r} ({source_key}); choose one of {sorted(SOURCES)}")
+    if name not in SOURCES[source]:
+        allowed = sorted(s for s, names in SOURCES.items() if name in names)
+        raise ValueError(f"{name}: source {source!r} ({source_key}) is not available for {name}; use {allowed}")
+    return source
+
+
 def prepare_eval_dataset(
     name: str,
     out_dir: str | os.PathLike,
     *,
+    source: str | None = None,
     download_root: str | os.PathLike | None = None,
     manual_path: str | os.PathLike | None = None,
     config_key: str | None = None,
@@ -164,17 +192,24 @@ def prepare_eval_dataset(
 ) -> dict[str, Any]:
     """Prepare dataset ``name`` into ``out_dir`` (common format) and return its ``meta.json``.
 
-    ``download_root``: torchvision download/cache folder (torchvision datasets).
-    ``manual_path``: the folder with the manually obtained data (ImageNet-1k, Stanford Cars,
-    NYUv2); ``config_key`` is the config entry that holds it, named in error messages
+    ``source``: "torchvision", "manual" or "folder" (see the module docstring); ``None`` = the
+    dataset's default (manual for ImageNet-1k, Stanford Cars, NYUv2; torchvision otherwise).
+    ``download_root``: torchvision download/cache folder (source torchvision).
+    ``manual_path``: the folder with the manually obtained data (sources manual and folder);
+    ``config_key`` is the config entry that holds it, named in error messages
     (default ``eval_datasets.<name>.path``).
     """
     if name not in EVAL_DATASETS:
         raise KeyError(f"unknown evaluation dataset {name!r}; known: {EVAL_DATASETS}")
     config_key = config_key or f"eval_datasets.{name}.path"
+    source = _check_source(name, source, config_key)
     out_dir = Path(out_dir)
     (out_dir / "meta.json").unlink(missing_ok=True)
-    if name in MANUAL:
+    if source == "folder":
+        return folder_datasets.prepare_folder_dataset(
+            name, out_dir, path=manual_path, config_key=config_key, samples_per_shard=samples_per_shard
+        )
+    if source == "manual":
         return manual_datasets.prepare_manual_dataset(
             name, out_dir, manual_path=manual_path, config_key=config_key, samples_per_shard=samples_per_shard
         )

@@ -1,7 +1,8 @@
-"""Serve a folder over HTTP on 127.0.0.1 (free port, background thread) for offline downloads.
+"""Serve a folder over HTTP on 127.0.0.1 (background thread) for offline downloads.
 
 The standard library's ``ThreadingHTTPServer`` + ``SimpleHTTPRequestHandler`` do the work; this
-only picks a free port, silences the per-request log and guarantees shutdown.
+only picks the port (a free one by default, or a fixed ``port`` when URLs were written before
+the server starts), silences the per-request log and guarantees shutdown.
 """
 
 from __future__ import annotations
@@ -19,10 +20,16 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 class LoopbackServer:
-    """``with LoopbackServer(folder) as server: server.url("a/b.png")``."""
+    """``with LoopbackServer(folder) as server: server.url("a/b.png")``.
 
-    def __init__(self, root: str | os.PathLike) -> None:
-        self.root = Path(root)
+    ``port=0`` (default) lets the system choose a free port; a fixed port that is taken fails
+    on entry with ``OSError`` naming it.
+    """
+
+    def __init__(self, root: str | os.PathLike, port: int = 0) -> None:
+        if not 0 <= int(port) <= 65535:
+            raise ValueError(f"port must be in [0, 65535], got {port}")
+        self.root, self.port = Path(root), int(port)
         if not self.root.is_dir():
             raise FileNotFoundError(f"cannot serve {self.root}: not a folder")
         self._server: http.server.ThreadingHTTPServer | None = None
@@ -40,7 +47,10 @@ class LoopbackServer:
 
     def __enter__(self) -> "LoopbackServer":
         handler = functools.partial(_QuietHandler, directory=str(self.root))
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        try:
+            self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        except OSError as err:
+            raise OSError(err.errno, f"cannot serve {self.root} on 127.0.0.1:{self.port}: {err.strerror}") from err
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

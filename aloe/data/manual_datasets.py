@@ -48,64 +48,64 @@ class ManualDatasetError(FileNotFoundError):
     """A manually provided dataset is missing or laid out wrongly."""
 
 
-def _fail(name: str, config_key: str, path: Any, problem: str, layout: str) -> ManualDatasetError:
+def layout_error(name: str, config_key: str, path: Any, problem: str, layout: str) -> ManualDatasetError:
     return ManualDatasetError(
         f"{name}: {problem}. Set config key {config_key} to a folder laid out as:\n{layout}\n(current value: {path!r})"
     )
 
 
-def _require_dir(path: Any, name: str, config_key: str, layout: str) -> Path:
+def require_folder(path: Any, name: str, config_key: str, layout: str) -> Path:
     if path is None or str(path) == "":
-        raise _fail(name, config_key, path, "this dataset must be provided manually and no path is set", layout)
+        raise layout_error(name, config_key, path, "this dataset must be provided manually and no path is set", layout)
     path = Path(path)
     if not path.is_dir():
-        raise _fail(name, config_key, str(path), f"{path} is not a folder", layout)
+        raise layout_error(name, config_key, str(path), f"{path} is not a folder", layout)
     return path
 
 
 def check_imagenet(path: Any, config_key: str) -> dict[str, Path]:
-    root = _require_dir(path, "imagenet1k", config_key, IMAGENET_LAYOUT)
+    root = require_folder(path, "imagenet1k", config_key, IMAGENET_LAYOUT)
     folders = {}
     for split in ("train", "val"):
         d = root / split
         if not d.is_dir():
-            raise _fail("imagenet1k", config_key, str(root), f"{d} is missing", IMAGENET_LAYOUT)
+            raise layout_error("imagenet1k", config_key, str(root), f"{d} is missing", IMAGENET_LAYOUT)
         wnids = sorted(p.name for p in d.iterdir() if p.is_dir() and WNID.match(p.name))
         if len(wnids) != 1000:
-            raise _fail("imagenet1k", config_key, str(root),
+            raise layout_error("imagenet1k", config_key, str(root),
                         f"{d} has {len(wnids)} WordNet-id class folders, expected 1000", IMAGENET_LAYOUT)  # fmt: skip
         folders[split] = wnids
     if folders["train"] != folders["val"]:
-        raise _fail("imagenet1k", config_key, str(root), "train and val class folders differ", IMAGENET_LAYOUT)
+        raise layout_error("imagenet1k", config_key, str(root), "train and val class folders differ", IMAGENET_LAYOUT)
     return {"train": root / "train", "test": root / "val"}
 
 
 def check_stanford_cars(path: Any, config_key: str) -> Path:
-    root = _require_dir(path, "stanford_cars", config_key, STANFORD_CARS_LAYOUT)
+    root = require_folder(path, "stanford_cars", config_key, STANFORD_CARS_LAYOUT)
     base = root / "stanford_cars"
     needed = ["devkit/cars_meta.mat", "devkit/cars_train_annos.mat", "cars_train", "cars_test",
               "cars_test_annos_withlabels.mat"]  # fmt: skip
     missing = [n for n in needed if not (base / n).exists()]
     if missing:
-        raise _fail("stanford_cars", config_key, str(root),
+        raise layout_error("stanford_cars", config_key, str(root),
                     f"missing under {base}: {', '.join(missing)}", STANFORD_CARS_LAYOUT)  # fmt: skip
     return root
 
 
 def check_nyuv2(path: Any, config_key: str) -> dict[str, list[str]]:
-    root = _require_dir(path, "nyuv2", config_key, NYUV2_LAYOUT)
+    root = require_folder(path, "nyuv2", config_key, NYUV2_LAYOUT)
     ids = {}
     for split in ("train", "test"):
         kinds = {}
         for kind, ext in (("rgb", ".png"), ("depth", ".npy"), ("normal", ".npy")):
             d = root / split / kind
             if not d.is_dir():
-                raise _fail("nyuv2", config_key, str(root), f"{d} is missing", NYUV2_LAYOUT)
+                raise layout_error("nyuv2", config_key, str(root), f"{d} is missing", NYUV2_LAYOUT)
             kinds[kind] = {p.name[: -len(ext)] for p in d.glob(f"*{ext}")}
         if not kinds["rgb"] or not kinds["rgb"] == kinds["depth"] == kinds["normal"]:
             found = "/".join(str(len(kinds[k])) for k in ("rgb", "depth", "normal"))
             problem = f"{root / split}: rgb/depth/normal must hold the same non-empty set of ids (found {found})"
-            raise _fail("nyuv2", config_key, str(root), problem, NYUV2_LAYOUT)
+            raise layout_error("nyuv2", config_key, str(root), problem, NYUV2_LAYOUT)
         ids[split] = sorted(kinds["rgb"])
     return ids
 

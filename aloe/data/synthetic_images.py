@@ -90,16 +90,19 @@ def _polygon(shape: str, cx: float, cy: float, r: float, rot: float) -> list[tup
 
 
 def draw_shape(
-    rng: np.random.Generator, canvas: np.ndarray, colour: str, shape: str
+    rng: np.random.Generator, canvas: np.ndarray, colour: str | tuple[float, float, float], shape: str
 ) -> np.ndarray:
-    """Draw one antialiased shape of random size, position and rotation onto ``canvas``."""
+    """Draw one antialiased shape of random size, position and rotation onto ``canvas``.
+
+    ``colour`` is a name of ``COLOURS`` or an RGB triple (0..255)."""
     height, width = canvas.shape[:2]
     side = min(height, width)
     r = rng.uniform(0.22, 0.36) * side
     cx = rng.uniform(r, width - r)
     cy = rng.uniform(r, height - r)
     rot = rng.uniform(0, 2 * math.pi)
-    shade = np.clip(np.array(COLOURS[colour]) + rng.uniform(-15, 15, size=3), 0, 255)
+    base = COLOURS[colour] if isinstance(colour, str) else colour
+    shade = np.clip(np.array(base, dtype=np.float64) + rng.uniform(-15, 15, size=3), 0, 255)
     s = SUPERSAMPLE
     mask = Image.new("L", (width * s, height * s), 0)
     draw = ImageDraw.Draw(mask)

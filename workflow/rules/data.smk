@@ -115,6 +115,7 @@ rule prepare_eval_dataset:
         kwargs=lambda w: dict(
             name=w.dataset,
             out_dir=f"results/eval_data/{w.dataset}",
+            source=EVAL["datasets"][w.dataset]["source"],
             download_root="data/downloads",
             manual_path=EVAL["datasets"][w.dataset].get("path"),
             config_key=f"{config['preset']}.evaluation.datasets.{w.dataset}.path",
