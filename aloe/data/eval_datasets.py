@@ -46,6 +46,7 @@ from typing import Any, Callable, Iterable, Sequence
 from PIL import Image
 
 from aloe.data import folder_datasets, manual_datasets
+from aloe.data.download_guard import download_guard
 from aloe.data.shards import encode_jpeg, encode_png, write_meta, write_split
 from aloe.data.subsets import key_score
 from aloe.data.zero_shot import load_class_names
@@ -215,7 +216,8 @@ def prepare_eval_dataset(
         )
     if download_root is None:
         raise ValueError(f"{name}: a torchvision download folder is required (download_root)")
-    class_names, splits = _BUILDERS[name](Path(download_root), seed)
+    with download_guard(name, download_root, config_key):
+        class_names, splits = _BUILDERS[name](Path(download_root), seed)
     written = {split: write_split(out_dir, split, samples, samples_per_shard=samples_per_shard)
                for split, samples in splits.items()}  # fmt: skip
     notes = f"split seed {seed}; splits documented in aloe.data.eval_datasets"

@@ -112,3 +112,17 @@ def test_zero_shot_metadata():
     assert prompts == [["a photo of a red circle."], ["a photo of a blue star."]]
     with pytest.raises(KeyError, match="available"):
         load_class_names("food101")
+
+
+def test_failed_download_names_dataset_url_and_local_copy_and_leaves_no_empty_folder(tmp_path):
+    """This machine (and CI) reach no dataset host: the real torchvision download fails."""
+    from aloe.data.download_guard import DatasetDownloadError
+
+    root = tmp_path / "downloads"
+    with pytest.raises(DatasetDownloadError) as err:
+        prepare_eval_dataset("dtd", tmp_path / "out", source="torchvision", download_root=root,
+                             config_key="paper.evaluation.datasets.dtd.path")
+    text = str(err.value)
+    assert "dtd: the torchvision download from https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz" in text
+    assert "set paper.evaluation.datasets.dtd.source: folder and paper.evaluation.datasets.dtd.path" in text
+    assert not root.exists()  # torchvision's empty dtd/ folders are gone
