@@ -67,11 +67,12 @@ def _check_config(teacher, hub_id, replaced=None):
     assert teacher.patch_size == 16 and teacher.num_layers == spec.vision_config["num_hidden_layers"]
     assert teacher.num_registers == (4 if spec.family == "dinov3" else 0)
     assert teacher.num_prefix_tokens == PREFIX_TOKENS[spec.family]
-    assert teacher.mean == tuple(spec.preprocessing["image_mean"]) and teacher.std == tuple(spec.preprocessing["image_std"])
+    published = spec.preprocessing
+    assert (teacher.mean, teacher.std) == (tuple(published["image_mean"]), tuple(published["image_std"]))
     if spec.family == "dinov3":  # the RoPE / bias flags the student relies on, spelled out
         vc = teacher.vision_config
-        assert (vc.rope_theta, vc.key_bias, vc.query_bias, vc.use_gated_mlp, vc.layerscale_value) == (100.0, False, True,
-                                                                                                       False, 1.0)
+        flags = (vc.rope_theta, vc.key_bias, vc.query_bias, vc.value_bias, vc.use_gated_mlp, vc.layerscale_value)
+        assert flags == (100.0, False, True, True, False, 1.0)
 
 
 def _check_text_tower(teacher, tokenizer, width):
@@ -160,7 +161,8 @@ def test_save_to_hub_cache_writes_the_hub_layout(tmp_path):
     assert (snapshot / "config.json").resolve().name == hashlib.sha1(b"blob %d\0" % len(config) + config).hexdigest()
     scanned = huggingface_hub.scan_cache_dir(tmp_path)
     assert [(r.repo_id, [v.commit_hash for v in r.revisions]) for r in scanned.repos] == [(hub_id, [snapshot.name])]
-    assert huggingface_hub.try_to_load_from_cache(hub_id, "config.json", cache_dir=tmp_path) == str(snapshot / "config.json")
+    found = huggingface_hub.try_to_load_from_cache(hub_id, "config.json", cache_dir=tmp_path)
+    assert found == str(snapshot / "config.json")
     assert json.loads((snapshot / "preprocessor_config.json").read_text()) == preprocessor_config(hub_id, 32)
     assert preprocessor_config(hub_id, 32)["size"] == {"height": 32, "width": 32}
     # the same files give the same commit; an explicit one is used as given
@@ -180,7 +182,8 @@ def test_builder_and_saver_reject_what_does_not_fit(tmp_path):
         teacher_config("facebook/dinov3-vits16-pretrain-lvd1689m", text_config={"vocab_size": 8})
     with pytest.raises(ValueError, match="size must be one of"):
         teacher_config("facebook/dinov3-vits16-pretrain-lvd1689m", size="huge")
-    assert teacher_config("google/siglip2-base-patch16-224", "tiny", num_hidden_layers=3).vision_config.num_hidden_layers == 3
+    deeper = teacher_config("google/siglip2-base-patch16-224", "tiny", num_hidden_layers=3)
+    assert deeper.vision_config.num_hidden_layers == 3 and deeper.vision_config.hidden_size == 32
     tokenizer = build_word_tokenizer(CAPTIONS)
     small = build_teacher_model("google/siglip2-base-patch16-224", size="tiny", text_config={"vocab_size": 4})
     with pytest.raises(ValueError, match=r"tokenizer has \d+ tokens, the text tower only 4"):
