@@ -12,13 +12,22 @@ import math
 import torch
 
 
-def rope_tables(grid: int, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin tables of shape (grid², head_dim) for a square patch grid."""
+def rope_inv_freq(head_dim: int, theta: float) -> torch.Tensor:
+    """Per-axis frequencies (head_dim / 4,), computed in float32 as DINOv3 does; kept as a buffer so
+    that it follows the module's dtype (as the teacher's ``inv_freq`` buffer does)."""
     if head_dim % 4:
         raise ValueError(f"2-D RoPE needs a head dim divisible by 4, got {head_dim}")
-    centres = (torch.arange(grid, dtype=torch.float32) + 0.5) / grid * 2.0 - 1.0
+    return 1.0 / theta ** torch.arange(0, 1, 4 / head_dim, dtype=torch.float32)
+
+
+def rope_tables(grid: int, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables of shape (grid², head_dim) for a square patch grid, in ``inv_freq``'s dtype.
+
+    Coordinates are float32 whatever the dtype, and the angles are formed in the same order as the
+    HF teacher, so a float64 student reproduces a float64 teacher to rounding (and a float32 one bit
+    for bit)."""
+    centres = (torch.arange(grid, dtype=torch.float32, device=inv_freq.device) + 0.5) / grid * 2.0 - 1.0
     coords = torch.stack(torch.meshgrid(centres, centres, indexing="ij"), dim=-1).flatten(0, 1)  # (P, 2) as (y, x)
-    inv_freq = 1.0 / theta ** torch.arange(0, 1, 4 / head_dim, dtype=torch.float32)  # (head_dim / 4,)
     angles = (2 * math.pi * coords[:, :, None] * inv_freq[None, None, :]).flatten(1, 2).tile(2)  # (P, head_dim)
     return angles.cos(), angles.sin()
 

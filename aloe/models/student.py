@@ -12,7 +12,7 @@ from torch import nn
 from aloe.bcos import (AttentionPooling, BcosConv2d, BcosConvStem, BcosLayerNorm, DynamicAttention, GatedMlp, Mlp,
                        to_six_channel)
 from aloe.models.outputs import EncoderOutput
-from aloe.models.rope import apply_rope, rope_tables
+from aloe.models.rope import apply_rope, rope_inv_freq, rope_tables
 from aloe.models.student_config import StudentConfig
 
 # Parameters that enter the network as additive inputs rather than weights: explanations report
@@ -62,9 +62,7 @@ class BcosStudent(nn.Module):
             n_pos = cfg.num_patches + int(cfg.use_cls)
             self.pos_embed = nn.Parameter(torch.zeros(1, n_pos, d))
         elif cfg.position == "rope":
-            cos, sin = rope_tables(grid, d // cfg.num_heads, cfg.rope_theta)
-            self.register_buffer("rope_cos", cos, persistent=False)
-            self.register_buffer("rope_sin", sin, persistent=False)
+            self.register_buffer("rope_inv_freq", rope_inv_freq(d // cfg.num_heads, cfg.rope_theta), persistent=False)
         else:
             raise ValueError(f"position must be 'learned' or 'rope', got {cfg.position!r}")
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
@@ -111,7 +109,8 @@ class BcosStudent(nn.Module):
         x = self.embed(x6, constants)
         rotary = None
         if self.config.position == "rope":
-            rotary = partial(apply_rope, cos=self.rope_cos, sin=self.rope_sin, num_prefix=self.num_prefix_tokens)
+            cos, sin = rope_tables(self.config.image_size // self.config.patch_size, self.rope_inv_freq)
+            rotary = partial(apply_rope, cos=cos, sin=sin, num_prefix=self.num_prefix_tokens)
         hidden = [x] if output_hidden_states else None
         for block in self.blocks:
             x = block(x, rotary=rotary)

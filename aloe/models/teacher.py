@@ -7,11 +7,13 @@ One code path for all three families; the family is read from the checkpoint's
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 import transformers
+from huggingface_hub import constants as hf_constants
 from torch import nn
 from transformers.utils import cached_file
 
@@ -29,6 +31,7 @@ class FamilySpec:
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 HALF = (0.5, 0.5, 0.5)
+ENV_TRUE = {"1", "ON", "YES", "TRUE"}
 
 # config.model_type -> how to load and read it
 FAMILIES: dict[str, FamilySpec] = {
@@ -39,13 +42,13 @@ FAMILIES: dict[str, FamilySpec] = {
 }
 
 
-def _optional_file(name_or_path: str, filename: str) -> Optional[str]:
-    return cached_file(name_or_path, filename, _raise_exceptions_for_missing_entries=False,
-                       _raise_exceptions_for_connection_errors=False)
+def _optional_file(name_or_path: str, filename: str, cache_dir: Optional[str] = None) -> Optional[str]:
+    return cached_file(name_or_path, filename, cache_dir=cache_dir, local_files_only=_offline(),
+                       _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False)
 
 
-def _preprocessing(name_or_path: str, spec: FamilySpec) -> tuple[tuple, tuple, str]:
-    path = _optional_file(name_or_path, "preprocessor_config.json")
+def _preprocessing(name_or_path: str, spec: FamilySpec, cache_dir: Optional[str] = None) -> tuple[tuple, tuple, str]:
+    path = _optional_file(name_or_path, "preprocessor_config.json", cache_dir)
     if path is None:
         return spec.default_mean, spec.default_std, f"{spec.family} defaults"
     cfg = json.loads(open(path).read())
@@ -104,23 +107,48 @@ class Teacher(nn.Module):
         return EncoderOutput(last, pooled, hidden)
 
 
-def load_teacher(name_or_path: str, dtype: torch.dtype = torch.float32) -> Teacher:
-    """Load a frozen teacher from a hub id or a local ``save_pretrained`` directory (offline-safe)."""
+def load_teacher(name_or_path: str | os.PathLike, dtype: torch.dtype = torch.float32, *,
+                 cache_dir: str | os.PathLike | None = None) -> Teacher:
+    """Load a frozen teacher from a hub id or a local ``save_pretrained`` directory.
+
+    Hub ids are read from the Hugging Face cache: ``cache_dir`` (a huggingface_hub cache folder,
+    e.g. ``$HF_HOME/hub``) or, when ``None``, the default one. With ``HF_HUB_OFFLINE=1`` nothing is
+    downloaded; a missing id raises :class:`FileNotFoundError` saying how to pre-download it.
+    """
     name_or_path = str(name_or_path)
+    cache = None if cache_dir is None else str(cache_dir)
+    hub = dict(cache_dir=cache, local_files_only=_offline(), trust_remote_code=False)
     try:
-        config = transformers.AutoConfig.from_pretrained(name_or_path, trust_remote_code=False)
+        config = transformers.AutoConfig.from_pretrained(name_or_path, **hub)
     except OSError as err:
-        raise FileNotFoundError(
-            f"cannot load teacher {name_or_path!r}: neither a local save_pretrained directory nor a cached hub id "
-            f"(HF_HUB_OFFLINE={__import__('os').environ.get('HF_HUB_OFFLINE', 'unset')}). {err}") from err
+        raise FileNotFoundError(_not_found(name_or_path, cache, err)) from err
     spec = FAMILIES.get(config.model_type)
     if spec is None:
         raise ValueError(f"teacher {name_or_path!r} has model_type {config.model_type!r}; "
                          f"supported: {sorted(FAMILIES)}")
     hf_class = getattr(transformers, spec.hf_class)
-    model = hf_class.from_pretrained(name_or_path, dtype=dtype, trust_remote_code=False, use_safetensors=True)
-    mean, std, _ = _preprocessing(name_or_path, spec)
+    try:
+        model = hf_class.from_pretrained(name_or_path, dtype=dtype, use_safetensors=True, **hub)
+    except OSError as err:  # e.g. the config is cached but the (gated) weights are not
+        raise FileNotFoundError(_not_found(name_or_path, cache, err)) from err
+    mean, std, _ = _preprocessing(name_or_path, spec, cache)
     tokenizer = None
-    if spec.hf_class == "SiglipModel" and _optional_file(name_or_path, "tokenizer_config.json") is not None:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
+    if spec.hf_class == "SiglipModel" and _optional_file(name_or_path, "tokenizer_config.json", cache) is not None:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(name_or_path, **hub)
     return Teacher(model, spec.family, mean, std, source=name_or_path, tokenizer=tokenizer)
+
+
+def _offline() -> bool:
+    """HF_HUB_OFFLINE as set now (huggingface_hub reads it once, at import)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").upper() in ENV_TRUE or bool(hf_constants.HF_HUB_OFFLINE)
+
+
+def _not_found(name: str, cache_dir: Optional[str], err: Exception) -> str:
+    cache = cache_dir or hf_constants.HF_HUB_CACHE
+    return (f"cannot load teacher {name!r}: it is neither a local save_pretrained directory nor a hub id whose "
+            f"config and safetensors weights are in the Hugging Face cache {cache} "
+            f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', 'unset')}). Pre-download it where there is network: "
+            f"`hf download {name} --cache-dir {cache}` (older huggingface_hub: `huggingface-cli download {name} "
+            f"--cache-dir {cache}`), or set HF_HOME so that $HF_HOME/hub holds it. DINOv3 weights "
+            f"(facebook/dinov3-*) are gated: accept the licence on https://huggingface.co/{name} and set HF_TOKEN "
+            f"before downloading. ({type(err).__name__}: {err})")
