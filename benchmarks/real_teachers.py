@@ -40,10 +40,10 @@ import transformers
 from aloe import load_teacher
 from aloe.models.conversion_check import b1_error, completeness_error, perturb_scales_, zero_biases_
 from aloe.models.hub_teachers import HUB_TEACHERS, build_teacher_model, save_to_hub_cache, vision_tower
+from readme_section import commit, write_section
 
 LARGE = ["facebook/dinov3-vitl16-pretrain-lvd1689m", "google/siglip2-large-patch16-256",
          "google/siglip2-so400m-patch16-256", "google/siglip2-so400m-patch16-384"]
-README = Path(__file__).with_name("README.md")
 BEGIN, END = "<!-- real_teachers:begin -->", "<!-- real_teachers:end -->"
 
 
@@ -100,17 +100,6 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                             cwd=Path(__file__).parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=Path(__file__).parent).stdout.strip()
-        return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def _machine(device: str) -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     gpu = f", {torch.cuda.get_device_name()}" if device.startswith("cuda") else ", no GPU used"
@@ -135,16 +124,6 @@ def section(rows: list[dict], command: str, started: str, commit: str, device: s
     ])  # fmt: skip
 
 
-def write_readme(text: str, path: Path = README) -> None:
-    readme = path.read_text()
-    if BEGIN in readme and END in readme:
-        head, rest = readme.split(BEGIN, 1)
-        readme = head + text + rest.split(END, 1)[1]
-    else:
-        readme = readme.rstrip("\n") + "\n\n\n" + text + "\n"
-    path.write_text(readme)
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--teachers", nargs="+", default=LARGE, choices=sorted(HUB_TEACHERS))
@@ -152,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cache", type=Path, default=None, help="where the temporary hub cache goes (default: $TMPDIR)")
     p.add_argument("--no-readme", action="store_true", help="print only; leave benchmarks/README.md alone")
     args = p.parse_args(argv)
-    started, commit = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), _commit()  # of the code that runs
+    started, revision = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), commit()  # of the code that runs
     command = " ".join(["nice python3 benchmarks/real_teachers.py", *(sys.argv[1:] if argv is None else argv)])
     rows = []
     for hub_id in args.teachers:
@@ -164,10 +143,10 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             shutil.rmtree(cache, ignore_errors=True)
         print(table(rows[-1:]).splitlines()[-1], flush=True)
-    text = section(rows, command, started, commit, args.device)
+    text = section(rows, command, started, revision, args.device)
     print(text)
     if not args.no_readme:
-        write_readme(text)
+        write_section(text, BEGIN, END)
 
 
 if __name__ == "__main__":
