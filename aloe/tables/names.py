@@ -23,9 +23,9 @@ DATASET_LABELS = {
     "depth": "Depth",
 }  # fmt: skip
 
-BACKBONE_ORDER = ("vit_b16_sup", "siglip2_b16", "dinov3_vitb16", "demo_vit", "demo_siglip", "demo_dinov3")
+BACKBONE_ORDER = ("vit_b16_sup", "siglip2_b16", "dinov3_b16", "demo_vit", "demo_siglip", "demo_dinov3")
 BACKBONE_LABELS = {
-    "vit_b16_sup": "Sup. ViT-B/16", "siglip2_b16": "SigLIP2 ViT-B/16", "dinov3_vitb16": "DINOv3 ViT-B/16",
+    "vit_b16_sup": "Sup. ViT-B/16", "siglip2_b16": "SigLIP2 ViT-B/16", "dinov3_b16": "DINOv3 ViT-B/16",
     "demo_vit": "Demo sup. ViT", "demo_siglip": "Demo SigLIP", "demo_dinov3": "Demo DINOv3",
 }  # fmt: skip
 

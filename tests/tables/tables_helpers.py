@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aloe.eval.records import make_record, write_records
 
-PAPER_BACKBONES = ("vit_b16_sup", "siglip2_b16", "dinov3_vitb16")
+PAPER_BACKBONES = ("vit_b16_sup", "siglip2_b16", "dinov3_b16")
 PAPER_DATASETS = ("imagenet1k", "caltech101", "flowers102", "food101", "fgvc_aircraft", "dtd", "stanford_cars",
                   "sun397", "cifar10", "cifar100")  # fmt: skip
 DEMO_BACKBONES = ("demo_vit", "demo_siglip", "demo_dinov3")
