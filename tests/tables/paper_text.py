@@ -131,7 +131,8 @@ class PaperTable:
     columns: tuple[Any, ...]  # key of each value column, the row's last len(columns) cells
     column_key: Callable[[Entry], Any]
     find_row: Callable[[Rows, Entry], list[str]]
-    cells: slice = field(default_factory=lambda: slice(None))  # the part of each line that is this table (Table 3 prints a and b side by side)
+    # the part of each line that is this table (Table 3 prints a and b side by side)
+    cells: slice = field(default_factory=lambda: slice(None))
 
 
 _DATASETS = ("imagenet1k", "caltech101", "flowers102", "food101", "fgvc_aircraft", "dtd", "stanford_cars", "sun397",
