@@ -15,7 +15,8 @@ def test_write_and_read_records(tmp_path):
                        params={"iterations": 100})
     assert json.loads(path.read_text()) == [rec]
     assert read_records(path) == [rec]
-    assert set(rec) == {*RECORD_KEYS, "status"} and rec["status"] == "ok" and rec["value"] == 81.25 and rec["code_version"] == code_version()
+    assert set(rec) == {*RECORD_KEYS, "status"} and rec["status"] == "ok"
+    assert rec["value"] == 81.25 and rec["code_version"] == code_version()
     assert code_version().startswith("0.1.0")
     recs = [make_record(m, v, backbone="b", variant="teacher", dataset="d") for m, v in [("a", 1), ("b", 2)]]
     write_records(tmp_path / "two.json", recs)
