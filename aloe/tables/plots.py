@@ -182,7 +182,8 @@ def plot_gridpg_vs_accuracy(
 
 def _point(backbone: str, variant: str, method: str, acc, grid, metric_name: str) -> dict[str, object]:
     """One GridPG-vs-accuracy point from the two record entries; unavailable when either is."""
-    na = [f"{what}: {e.reason}" for what, e in ((metric(metric_name).label, acc), ("GridPG", grid)) if not e.available]
+    na = ([] if acc.available else [f"{metric(metric_name).label}: {acc.reason}"]) + ([] if grid.available else
+                                                                                    [grid.reason])  # fmt: skip
     return {"backbone": backbone, "variant": variant, "method": method,
             "accuracy": acc.value * metric(metric_name).scale if acc.available else None,
             "gridpg": grid.value * metric("gridpg").scale if grid.available else None,

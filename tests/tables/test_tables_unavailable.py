@@ -16,7 +16,7 @@ from tables_helpers import (
 
 from aloe.eval.gridpg import make_grids
 from aloe.eval.records import NotEnoughData, make_unavailable_record, read_records, write_records
-from aloe.tables import build_table, plot_gridpg_vs_accuracy
+from aloe.tables import build_table, plot_data_efficiency, plot_gridpg_vs_accuracy
 from aloe.tables.html import table_html
 from aloe.tables.render import tex_escape
 
@@ -43,8 +43,8 @@ def _make_unavailable(records: list[dict], match, error: NotEnoughData) -> list[
     return out
 
 
-def _cell_is(backbone: str, variant: str, dataset: str):
-    return lambda r: (r["backbone"], r["variant"], r["dataset"]) == (backbone, variant, dataset)
+def _cell_is(backbone: str, variant: str, dataset: str, metric: str = "lp_top1"):
+    return lambda r: (r["backbone"], r["variant"], r["dataset"], r["metric"]) == (backbone, variant, dataset, metric)
 
 
 def _build(tmp_path, name, records):
@@ -139,7 +139,8 @@ def test_grid_table_average_and_delta_of_unavailable(tmp_path):
     assert not any("n/a" in v for v in df.value) and len(df[df.status == "unavailable"]) == 4
     _check_html_matches(tex, html)
     # Table 3a shows only the first dataset: its Avg. footnote names the hidden one
-    knn = _make_unavailable(read_records(files["table3a"][0]), _cell_is("demo_vit", "bcosification", "textures"), error)
+    knn = _make_unavailable(read_records(files["table3a"][0]), _cell_is("demo_vit", "bcosification", "textures",
+                                                                        "knn_top1"), error)  # fmt: skip
     t3, _, tex3, _ = _build(tmp_path, "table3a", knn)
     assert "n/a for Textures" in tex_footnotes(tex3)[1] and t3.blocks[0].rows[1].cells[1].value is None
 
@@ -176,9 +177,33 @@ def test_fig1_skips_unavailable_points(tmp_path, caplog):
     assert len(points) == 9
     skipped = [p for p in points if p["status"] == "unavailable"]
     assert [(p["backbone"], p["variant"], p["method"]) for p in skipped] == [("demo_dinov3", "aloe", "bcos")]
-    assert skipped[0]["gridpg"] is None and skipped[0]["reason"] == f"GridPG: {error.reason}"
+    assert skipped[0]["gridpg"] is None and skipped[0]["reason"] == error.reason
     assert all(math.isfinite(p["gridpg"]) for p in points if p["status"] == "ok")
-    assert any("not plotted (n/a): Demo DINOv3 ALOE (B-cos): GridPG: GridPG needs" in m for m in caplog.messages)
+    assert f"not plotted (n/a): Demo DINOv3 ALOE (B-cos): {error.reason}" in caplog.messages
+
+
+def test_fig1_unavailable_accuracy_and_fig9(tmp_path, caplog):
+    files = write_demo_records(tmp_path / "r")
+    error = _grid_error()
+    recs = [r for f in files["tableB6"] for r in read_records(f)]
+    recs = _make_unavailable(recs, _cell_is("demo_vit", "teacher", "shapes"), error)  # the teacher's LP
+    write_records(tmp_path / "b6.json", recs)
+    points = plot_gridpg_vs_accuracy([tmp_path / "b6.json"], tmp_path / "fig1.png")
+    skipped = [(p["backbone"], p["variant"], p["method"], p["reason"]) for p in points if p["status"] != "ok"]
+    assert skipped == [("demo_vit", "teacher", m, f"LP top-1: {error.reason}") for m in ("ig", "lime")]
+    # Fig. 9: an unavailable fraction is left out of its line, an unavailable reference is None
+    recs = read_records(files["table4"][0]) + read_records(files["table2"][0])
+    recs = _make_unavailable(recs, _cell_is("demo_siglip", "aloe:data=0.1", "shapes"), error)
+    recs = _make_unavailable(recs, _cell_is("demo_siglip", "bcosification", "shapes"), error)
+    write_records(tmp_path / "fig9.json", recs)
+    with caplog.at_level(logging.WARNING, logger="aloe.tables.plots"):
+        data = plot_data_efficiency([tmp_path / "fig9.json"], tmp_path / "fig9.png")
+    siglip = data["demo_siglip"]
+    assert siglip["fractions"] == [0.01, 0.5, 1.0] and siglip["values"] == pytest.approx([60.2, 70.0, 80.0])
+    assert siglip["unavailable"] == {0.1: error.reason} and siglip["bcosification"] is None
+    assert siglip["teacher"] is not None and data["demo_vit"]["fractions"] == [0.01, 0.1, 0.5, 1.0]
+    assert f"not plotted (n/a): ALOE Demo SigLIP at 10 %: {error.reason}" in caplog.messages
+    assert f"not plotted (n/a): B-cosif. Demo SigLIP: {error.reason}" in caplog.messages
 
 
 def test_paper_typo_footnote(tmp_path):
