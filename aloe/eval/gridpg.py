@@ -4,6 +4,10 @@ Each image in a grid is confidently and correctly classified on its own. For eac
 attribution for that cell's class is computed on the whole grid; score = positive attribution
 inside the cell / total positive attribution. Cells whose map has no positive mass are skipped
 and counted. Chance level for a uniform map is 0.25.
+
+When the data cannot give a score (confident images of fewer than 4 classes, or no cell with
+positive attribution mass) the functions raise ``NotEnoughData`` / ``MetricUnavailable`` with the
+counts behind it; the stage writes that as an "unavailable" record (``aloe.eval.records``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,10 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+from aloe.eval.records import MetricUnavailable, NotEnoughData
+
+CLASSES_PER_GRID = 4
 
 Classifier = Callable[[torch.Tensor], torch.Tensor]  # images (N, C, H, W) -> logits (N, K)
 AttributionFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (images, classes) -> (N, [C,] H, W)
@@ -52,8 +60,8 @@ def make_grids(
     for i in candidates.tolist():
         by_class.setdefault(int(labels[i]), []).append(i)
     classes = sorted(by_class)
-    if len(classes) < 4:
-        raise ValueError(f"GridPG needs confidently classified images of >= 4 classes, found {len(classes)}")
+    if len(classes) < CLASSES_PER_GRID:
+        raise not_enough_classes(labels, by_class)
     grids, cell_classes = [], []
     for _ in range(num_grids):
         pick = [classes[j] for j in torch.randperm(len(classes), generator=gen)[:4].tolist()]
@@ -68,6 +76,20 @@ def make_grids(
             raise ValueError(f"gridpg grid_size must be even, got {grid_size}")
         out = F.interpolate(out, size=(grid_size, grid_size), mode="bilinear", antialias=True, align_corners=False)
     return out, torch.tensor(cell_classes)
+
+
+def not_enough_classes(labels: torch.Tensor, by_class: dict[int, list[int]]) -> NotEnoughData:
+    """The error for candidates of too few classes; counts hold the candidates of every class."""
+    per_class = {str(c): len(by_class.get(c, [])) for c in sorted(set(labels.tolist()) | set(by_class))}
+    found = [f"class {c}: {n}" for c, n in per_class.items() if n]
+    shown = ", ".join(found[:8]) + (", ..." if len(found) > 8 else "")
+    counts = {"classes_needed": CLASSES_PER_GRID, "classes_found": len(by_class),
+              "confident_images": sum(per_class.values()), "images": int(labels.numel()),
+              "confident_per_class": per_class}  # fmt: skip
+    return NotEnoughData(
+        f"GridPG needs confidently and correctly classified images of >= {CLASSES_PER_GRID} classes; found "
+        f"{len(by_class)} class(es) among {labels.numel()} images" + (f" ({shown})" if shown else ""), counts,
+    )
 
 
 def cell_scores(attributions: torch.Tensor) -> torch.Tensor:
@@ -100,7 +122,9 @@ def gridpg(attribution_fn: AttributionFn, grids: torch.Tensor, cell_classes: tor
         scores.append(share[~zero])
     all_scores = torch.cat(scores)
     if all_scores.numel() == 0:
-        raise ValueError(f"every GridPG cell had zero positive attribution ({skipped} cells)")
+        raise MetricUnavailable(f"every GridPG cell had zero positive attribution ({skipped} cells)",
+                                {"cells": skipped, "cells_skipped_zero_mass": skipped,
+                                 "num_grids": int(grids.shape[0])})  # fmt: skip
     return GridPGResult(float(all_scores.mean()), int(all_scores.numel()), skipped, int(grids.shape[0]))
 
 
@@ -115,7 +139,15 @@ def evaluate_gridpg(
     seed: int = 0,
     grid_size: int | None = None,
 ) -> GridPGResult:
-    """Select confident-correct images, build grids, score. See module docstring."""
+    """Select confident-correct images, build grids, score. See module docstring.
+
+    Raises NotEnoughData when the confident-correct images cover fewer than 4 classes (its counts
+    add the threshold), MetricUnavailable when no cell has positive attribution mass.
+    """
     cand = confident_correct(classifier, images, labels, threshold=threshold)
-    grids, cell_classes = make_grids(images, labels, cand, num_grids=num_grids, seed=seed, grid_size=grid_size)
+    try:
+        grids, cell_classes = make_grids(images, labels, cand, num_grids=num_grids, seed=seed, grid_size=grid_size)
+    except NotEnoughData as err:
+        counts = {**err.counts, "threshold": threshold}
+        raise NotEnoughData(f"{err.reason} at confidence threshold {threshold:g}", counts) from None
     return gridpg(attribution_fn, grids, cell_classes)

@@ -9,6 +9,7 @@ whether B-cosified or ALOE-aligned.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,12 +28,13 @@ from aloe.eval.features import cached_features, load_features, read_provenance
 from aloe.eval.gridpg import evaluate_gridpg
 from aloe.eval.knn import knn_top1
 from aloe.eval.linear_probe import DINOV2_LRS, linear_probe
-from aloe.eval.records import make_record, write_records
+from aloe.eval.records import MetricUnavailable, make_record, make_unavailable_record, write_records
 from aloe.eval.zeroshot import build_siglip_classifier, zeroshot_top1
 from aloe.io import atomic_path
 from aloe.models import file_checksum, load_student, load_teacher
 
 BACKBONE_KINDS = ("teacher", "student")
+log = logging.getLogger(__name__)
 
 
 def load_backbone(path: str | os.PathLike, kind: str) -> torch.nn.Module:
@@ -322,16 +324,22 @@ def run_gridpg(
     seed: int = 0,
     method_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """GridPG of ``method`` on grids resized to the backbone's native image size."""
+    """GridPG of ``method`` on grids resized to the backbone's native image size. When the data
+    cannot give a score (``MetricUnavailable``, e.g. confident images of fewer than 4 classes) the
+    record says so: value null, status "unavailable", the reason and its counts."""
     model, classifier, attribute = _explained_setup(backbone_path, backbone_kind, head_path, method, method_options)
     images, labels = _load_images(dataset_dir, split, model.image_size, max_images)
-    r = evaluate_gridpg(classifier, attribute, images, labels, threshold=threshold, num_grids=num_grids, seed=seed,
-                        grid_size=model.image_size)  # fmt: skip
     params = {"method": method, "method_options": dict(method_options or {}), "threshold": threshold,
-              "num_grids": r.num_grids, "cells_scored": r.count, "cells_skipped_zero_mass": r.skipped_zero_mass,
-              "seed": seed, "split": split}  # fmt: skip
-    rec = make_record("gridpg", r.mean, backbone=backbone, variant=variant, dataset=dataset, params=params)
-    return write_records(out, [rec])[0]
+              "num_grids": num_grids, "seed": seed, "split": split, "num_images": len(images)}  # fmt: skip
+    ids = dict(backbone=backbone, variant=variant, dataset=dataset)
+    try:
+        r = evaluate_gridpg(classifier, attribute, images, labels, threshold=threshold, num_grids=num_grids,
+                            seed=seed, grid_size=model.image_size)  # fmt: skip
+    except MetricUnavailable as err:
+        log.warning("gridpg of %s/%s (%s) on %s is unavailable: %s", backbone, variant, method, dataset, err.reason)
+        return write_records(out, [make_unavailable_record("gridpg", err, **ids, params=params)])[0]
+    params.update(num_grids=r.num_grids, cells_scored=r.count, cells_skipped_zero_mass=r.skipped_zero_mass)
+    return write_records(out, [make_record("gridpg", r.mean, **ids, params=params)])[0]
 
 
 def run_deletion(

@@ -5,7 +5,9 @@ variant "teacher", "bcosification" or "aloe"; an ablation run of ALOE uses the v
 ``"aloe:<axis>=<setting>"`` with axis one of ABLATION_AXES, e.g. "aloe:depths=L",
 "aloe:loss=mse", "aloe:data=0.01" (share of the alignment set). A record may instead keep
 variant "aloe" and carry ``params["ablation"] = "<axis>=<setting>"``; both spell the same cell.
-GridPG records name their attribution method in ``params["method"]``.
+GridPG records name their attribution method in ``params["method"]``. A record with status
+"unavailable" (``aloe.eval.records``) is indexed like any other; its Entry has value None and the
+record's reason, which the tables print as "n/a" with a footnote.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from aloe.eval.records import read_records
+from aloe.eval.records import STATUS_UNAVAILABLE, read_records, record_status
 
 ABLATION_AXES = ("depths", "loss", "data")
 
@@ -35,6 +37,19 @@ class CellKey:
         extra = f", method={self.method!r}" if self.method else ""
         return (f"(backbone={self.backbone!r}, variant={self.variant!r}, dataset={self.dataset!r}, "
                 f"metric={self.metric!r}{extra})")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One cell's record: ``value`` None when the record is unavailable (``reason`` says why)."""
+
+    value: float | None
+    source: str  # the record file
+    reason: str = ""
+
+    @property
+    def available(self) -> bool:
+        return self.value is not None
 
 
 def parse_variant(variant: str) -> tuple[str, str, str]:
@@ -68,16 +83,19 @@ class RecordIndex:
     """Record values by CellKey; two records for one cell are an error naming both files."""
 
     def __init__(self, records: Iterable[tuple[Mapping[str, Any], str]]):
-        self._cells: dict[CellKey, tuple[float, str]] = {}
+        self._cells: dict[CellKey, Entry] = {}
         self.num_files = 0
         for rec, source in records:
             params = rec.get("params") or {}
             key = CellKey(str(rec["backbone"]), record_variant(rec), str(rec["dataset"]), str(rec["metric"]),
                           str(params.get("method", "")) if rec["metric"] == "gridpg" else "")  # fmt: skip
             if key in self._cells:
-                raise ValueError(f"two records for cell {key.describe()}: {self._cells[key][1]} and {source}; "
+                raise ValueError(f"two records for cell {key.describe()}: {self._cells[key].source} and {source}; "
                                  "pass select= to keep one of them")  # fmt: skip
-            self._cells[key] = (float(rec["value"]), source)
+            if record_status(rec) == STATUS_UNAVAILABLE:
+                self._cells[key] = Entry(None, source, str(rec["reason"]))
+            else:
+                self._cells[key] = Entry(float(rec["value"]), source)
 
     @classmethod
     def from_files(cls, paths: Iterable[str | os.PathLike], select: Mapping[str, Any] | None = None) -> "RecordIndex":
@@ -98,9 +116,10 @@ class RecordIndex:
     def has(self, key: CellKey) -> bool:
         return key in self._cells
 
-    def get(self, key: CellKey, table: str = "") -> float:
+    def get(self, key: CellKey, table: str = "") -> Entry:
+        """The cell's Entry (value None when unavailable); MissingRecordError when no record."""
         try:
-            return self._cells[key][0]
+            return self._cells[key]
         except KeyError:
             where = f"table {table}: " if table else ""
             raise MissingRecordError(f"{where}no record for {key.describe()} among {self.num_files} record "

@@ -3,7 +3,8 @@
 Snakemake's report shows HTML, images and PDF inline but offers CSV and LaTeX files only as
 downloads, so each table is also rendered here from its CSV, with the LaTeX layout: rows and
 columns at their ``row_index`` / ``col_index``, the same number formatting (``Cell.text``),
-teachers grey with a dagger, bold best interpretable value, italic paper rows.
+teachers grey with a dagger, bold best interpretable value, italic paper rows, and "n/a" cells and
+cell notes with the same numbered footnotes, listed under the table.
 """
 
 from __future__ import annotations
@@ -21,28 +22,34 @@ _STYLE = """body{font-family:sans-serif;font-size:14px}
 table{border-collapse:collapse;border-top:2px solid #000;border-bottom:2px solid #000}
 th,td{padding:3px 10px;text-align:right}th:first-child,td:first-child{text-align:left}
 thead th{border-bottom:1px solid #000}tr.block td{font-style:italic;border-top:1px solid #000;text-align:left}
-.teacher{color:#888}.paper{font-style:italic;color:#555}"""
+.teacher{color:#888}.paper{font-style:italic;color:#555}.na{color:#a00}p.note{font-size:12px;margin:2px 0}"""
 
 
-def _cell(row: pd.Series) -> Cell:
-    return Cell(value=float(row.value), backbone=row.backbone, variant=row.variant, dataset=row.dataset,
-                metric=row.metric, source=row.source, bold=bool(row.bold))  # fmt: skip
+def _cell(row) -> Cell:
+    value = float(row.value) if row.status == "ok" else None
+    return Cell(value=value, backbone=row.backbone, variant=row.variant, dataset=row.dataset, metric=row.metric,
+                source=row.source, bold=bool(row.bold), note=str(row.note))  # fmt: skip
 
 
-def _td(cell: Cell | None) -> str:
+def _td(cell: Cell | None, mark: str) -> str:
     if cell is None:
         return "<td>--</td>"
-    text = escape(cell.text())
+    text = escape(cell.text()) + (f"<sup>{escape(mark)}</sup>" if mark else "")
     if cell.bold:
         text = f"<b>{text}</b>"
-    css = "paper" if cell.source == "paper" else "teacher" if cell.variant == TEACHER else ""
-    return f'<td class="{css}">{text}</td>' if css else f"<td>{text}</td>"
+    classes = [] if cell.available else ["na"]
+    if cell.source == "paper":
+        classes.append("paper")
+    elif cell.variant == TEACHER:
+        classes.append("teacher")
+    return f'<td class="{" ".join(classes)}">{text}</td>' if classes else f"<td>{text}</td>"
 
 
 def table_html(in_csv: str | os.PathLike, out_html: str | os.PathLike, *, title: str | None = None) -> str:
     """Render ``in_csv`` (written by ``build_table``) to ``out_html``; returns the HTML."""
     df = pd.read_csv(in_csv, float_precision="round_trip", keep_default_na=False, dtype={"block": str})
-    missing = {"block", "row", "row_index", "column", "col_index", "source", "variant", "value", "bold"} - set(df)
+    missing = {"block", "row", "row_index", "column", "col_index", "source", "variant", "value", "bold", "status",
+               "footnote", "note"} - set(df)  # fmt: skip
     if missing:
         raise ValueError(f"{in_csv} is not a table CSV of aloe.tables: lacks columns {sorted(missing)}")
     if df.empty:
@@ -60,17 +67,22 @@ def table_html(in_csv: str | os.PathLike, out_html: str | os.PathLike, *, title:
             block = first.block
             if block:
                 lines.append(f'<tr class="block"><td colspan="{n + 1}">{escape(block)}</td></tr>')
-        cells: list[Cell | None] = [None] * n
+        cells: list[tuple[Cell | None, str]] = [(None, "")] * n
         for row in group.itertuples():
-            cells[int(row.col_index)] = _cell(row)
+            cells[int(row.col_index)] = (_cell(row), str(row.footnote))
         label = escape(str(first.row))
         if (group.source == "paper").all():
             label = f'<span class="paper">{label}</span>'
         elif (group.variant == TEACHER).all():
             label = f'<span class="teacher">{label}&dagger;</span>'
-        lines.append(f"<tr><td>{label}</td>" + "".join(_td(c) for c in cells) + "</tr>")
-    lines += ["</tbody></table>", "<p>Teachers in grey with &dagger;; bold: best interpretable (non-teacher) value."
-              + (" Italic rows: numbers printed in the paper." if (df.source == "paper").any() else "") + "</p>",
+        lines.append(f"<tr><td>{label}</td>" + "".join(_td(c, mark) for c, mark in cells) + "</tr>")
+    notes = df[df.footnote != ""].drop_duplicates("footnote").sort_values("footnote", key=lambda f: f.astype(int))
+    lines.append("</tbody></table>")
+    lines += [f'<p class="note"><sup>{escape(str(r.footnote))}</sup> {escape(str(r.note))}</p>'
+              for r in notes.itertuples()]  # fmt: skip
+    lines += ["<p>Teachers in grey with &dagger;; bold: best interpretable (non-teacher) value."
+              + (" Italic rows: numbers printed in the paper." if (df.source == "paper").any() else "")
+              + (" n/a: the data cannot give the number (footnote)." if (df.status != "ok").any() else "") + "</p>",
               "</body></html>", ""]  # fmt: skip
     text = "\n".join(lines)
     write_text(out_html, text)

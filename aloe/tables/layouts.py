@@ -2,7 +2,9 @@
 
 Every required cell is fetched with ``RecordIndex.get``, which raises MissingRecordError naming
 (backbone, variant, dataset, metric); averages fetch every averaged cell, so a missing dataset
-can never shrink an average silently.
+can never shrink an average silently. An unavailable record gives an "n/a" cell whose note is the
+record's reason; an average or a delta over an n/a cell is n/a too (with a note saying which), and
+n/a cells never compete for bold.
 """
 
 from __future__ import annotations
@@ -36,27 +38,49 @@ def _axes(name: str, keys: list[CellKey], backbones, datasets) -> tuple[list[str
     return backbones, datasets
 
 
-def _value(index: RecordIndex, key: CellKey, table: str) -> float:
-    return index.get(key, table) * metric(key.metric).scale
+def _cell(index: RecordIndex, key: CellKey, table: str, shown_metric: str = "") -> Cell:
+    """The cell of ``key`` in display units; n/a (value None, note = the record's reason) when unavailable."""
+    entry = index.get(key, table)
+    value = None if entry.value is None else entry.value * metric(key.metric).scale
+    return Cell(value, key.backbone, key.variant, key.dataset, shown_metric or key.metric, note=entry.reason)
+
+
+def _notes(cells: Sequence[Cell]) -> str:
+    """The distinct notes of n/a ``cells``, joined: the note of a cell computed from them."""
+    return "; ".join(dict.fromkeys(c.note for c in cells if not c.available))
 
 
 def _mean_cell(index, table, backbone, variant, datasets, m) -> Cell:
-    values = [_value(index, CellKey(backbone, variant, d, m), table) for d in datasets]
-    one = len(datasets) == 1
-    return Cell(fmean(values), backbone, variant, datasets[0] if one else AVG, m, "measured" if one else "average")
+    cells = [_cell(index, CellKey(backbone, variant, d, m), table) for d in datasets]
+    if len(cells) == 1:
+        return cells[0]
+    na = [c for c in cells if not c.available]
+    if na:
+        names = ", ".join(label(c.dataset, DATASET_LABELS) for c in na)
+        note = f"Avg. over {len(cells)} datasets, n/a for {names}: {_notes(na)}"
+        return Cell(None, backbone, variant, AVG, m, "average", note=note)
+    return Cell(fmean(c.value for c in cells), backbone, variant, AVG, m, "average")
+
+
+def _difference(a: Cell, b: Cell, variant: str) -> Cell:
+    """a - b as a delta cell; n/a (with the inputs' notes) when either is n/a."""
+    if a.available and b.available:
+        return Cell(a.value - b.value, a.backbone, variant, a.dataset, a.metric, "delta")
+    return Cell(None, a.backbone, variant, a.dataset, a.metric, "delta", note=_notes([a, b]))
 
 
 def _paper_row(text: str, cells: list[Cell | None]) -> Row | None:
     return Row(f"paper: {text}", "paper", cells) if any(c is not None for c in cells) else None
 
 
-def _paper_cell(value: float | None, backbone, variant, dataset, m) -> Cell | None:
-    return None if value is None else Cell(value, backbone, variant, dataset, m, "paper")
+def _paper_cell(paper: PaperNumbers, backbone, variant, datasets, m) -> Cell | None:
+    found = paper.lookup(backbone, variant, datasets, m)
+    dataset = datasets[0] if len(datasets) == 1 else AVG
+    return None if found is None else Cell(found[0], backbone, variant, dataset, m, "paper", note=found[1])
 
 
 def _delta_row(aloe: Row, bcos: Row) -> Row:
-    cells = [Cell(a.value - b.value, a.backbone, f"{ALOE}-{BCOSIFICATION}", a.dataset, a.metric, "delta")
-             for a, b in zip(aloe.cells, bcos.cells)]  # fmt: skip
+    cells = [_difference(a, b, f"{ALOE}-{BCOSIFICATION}") for a, b in zip(aloe.cells, bcos.cells)]
     return Row(DELTA_LABEL, "delta", cells)
 
 
@@ -90,9 +114,7 @@ def grid_table(name: str, spec: TableSpec, index: RecordIndex, paper: PaperNumbe
         if ALOE in rows and BCOSIFICATION in rows:
             block.rows.append(_delta_row(rows[ALOE], rows[BCOSIFICATION]))
         for v in rows:
-            cells = [_paper_cell(paper.average(b, v, ds, m), b, v, ds[0] if len(ds) == 1 else AVG, m)
-                     for _, m, ds in columns]  # fmt: skip
-            row = _paper_row(VARIANT_LABELS[v], cells)
+            row = _paper_row(VARIANT_LABELS[v], [_paper_cell(paper, b, v, ds, m) for _, m, ds in columns])
             if row:
                 block.rows.append(row)
         blocks.append(block)
@@ -113,9 +135,7 @@ def ablation_table(name: str, spec: TableSpec, index: RecordIndex, paper: PaperN
         row = Row(label(b, BACKBONE_LABELS), "student", [_mean_cell(index, name, b, v, datasets, m) for v in variants])
         mark_best(row.cells)
         block.rows.append(row)
-        cells = [_paper_cell(paper.average(b, v, datasets, m), b, v, datasets[0] if len(datasets) == 1 else AVG, m)
-                 for v in variants]  # fmt: skip
-        paper_row = _paper_row(label(b, BACKBONE_LABELS), cells)
+        paper_row = _paper_row(label(b, BACKBONE_LABELS), [_paper_cell(paper, b, v, datasets, m) for v in variants])
         if paper_row:
             block.rows.append(paper_row)
     columns = [label(s, SETTING_LABELS.get(spec.axis, {})) for s in settings]
@@ -144,30 +164,39 @@ def gridpg_table(name: str, spec: TableSpec, index: RecordIndex, paper: PaperNum
         cells: list[Cell | None] = []
         for m in ("lp_top1", "knn_top1"):
             for v in (TEACHER, ALOE):
-                cells.append(Cell(_value(index, CellKey(b, v, rec, m), name), b, v, rec, m))
+                cells.append(_cell(index, CellKey(b, v, rec, m), name))
         teacher = []
         for meth in methods:
             key = CellKey(b, TEACHER, gd, "gridpg", meth)
-            cell = Cell(_value(index, key, name), b, TEACHER, gd, f"gridpg/{meth}") if index.has(key) else None
+            cell = _cell(index, key, name, f"gridpg/{meth}") if index.has(key) else None
             teacher += [cell] if cell else []
             cells.append(cell)
         if not teacher:
             raise MissingRecordError(f"table {name}: no teacher GridPG record (any method) for backbone={b!r} "
                                      f"dataset={gd!r} metric='gridpg'")  # fmt: skip
-        ours = Cell(_value(index, CellKey(b, ALOE, gd, "gridpg", "bcos"), name), b, ALOE, gd, "gridpg/bcos")
-        best = max(teacher, key=lambda c: c.value)
-        cells += [ours, Cell(ours.value - best.value, b, f"{ALOE}-best_teacher", gd, "gridpg", "delta")]
-        row = Row(label(b, BACKBONE_LABELS), "student", cells)
-        # bold ALOE's GridPG when it beats every post-hoc teacher method; teachers are never bold
-        ours.bold = ours.value > best.value
-        block.rows.append(row)
-        p = [paper.get(b, c.variant, c.dataset, c.metric) if c else None for c in cells[:-1]]
-        pcells = [_paper_cell(x, b, c.variant, c.dataset, c.metric) if c else None for x, c in zip(p, cells[:-1])]
+        ours = _cell(index, CellKey(b, ALOE, gd, "gridpg", "bcos"), name, "gridpg/bcos")
+        cells += [ours, _gridpg_delta(ours, teacher)]
+        block.rows.append(Row(label(b, BACKBONE_LABELS), "student", cells))
+        pcells = [_paper_cell(paper, b, c.variant, [c.dataset], c.metric) if c else None for c in cells[:-1]]
         # paper teacher methods absent from the measured columns are not shown
         paper_row = _paper_row(label(b, BACKBONE_LABELS), pcells + [None])
         if paper_row:
             block.rows.append(paper_row)
     return Table(name, "Backbone", columns, [block])
+
+
+def _gridpg_delta(ours: Cell, teacher: list[Cell]) -> Cell:
+    """ALOE's GridPG minus the best teacher method that has a value (n/a teacher methods are left
+    out); bolds ALOE's GridPG when it beats every such method. Teachers are never bold."""
+    scored = [c for c in teacher if c.available]
+    if not scored:
+        return Cell(None, ours.backbone, f"{ALOE}-best_teacher", ours.dataset, "gridpg", "delta",
+                    note=_notes(teacher))  # fmt: skip
+    best = max(scored, key=lambda c: c.value)
+    delta = _difference(ours, best, f"{ALOE}-best_teacher")
+    delta.metric = "gridpg"
+    ours.bold = ours.available and ours.value > best.value
+    return delta
 
 
 LAYOUT_FUNCTIONS = {"grid": grid_table, "ablation": ablation_table, "gridpg": gridpg_table}

@@ -8,25 +8,40 @@ from aloe.tables.names import metric
 
 # Row kinds: the LaTeX writer greys "teacher" rows and italicises "paper" rows.
 ROW_KINDS = ("teacher", "student", "delta", "paper")
+NA = "n/a"  # printed for a cell whose record says the data cannot give the number
 
 
 @dataclass
 class Cell:
-    """One printed number. ``value`` is in display units (record value * metric scale)."""
+    """One printed number. ``value`` is in display units (record value * metric scale); None when
+    the record (or a record it is computed from) is unavailable: printed "n/a", ``note`` says why.
+    ``note`` on a number is a remark printed as a footnote (e.g. a paper value that is likely a typo)."""
 
-    value: float
+    value: float | None
     backbone: str
     variant: str
     dataset: str
     metric: str  # record metric; "gridpg/<method>" names a GridPG cell's attribution method
     source: str = "measured"  # measured | average | delta | paper
     bold: bool = False
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.value is None and not self.note:
+            raise ValueError(f"n/a cell {self.backbone}/{self.variant}/{self.dataset}/{self.metric} needs a note")
+
+    @property
+    def available(self) -> bool:
+        return self.value is not None
 
     @property
     def base_metric(self) -> str:
         return self.metric.split("/")[0]
 
     def text(self) -> str:
+        """The printed number (without footnote mark)."""
+        if self.value is None:
+            return NA
         decimals = metric(self.base_metric).decimals
         return f"{self.value:+.{decimals}f}" if self.source == "delta" else f"{self.value:.{decimals}f}"
 
@@ -62,10 +77,21 @@ class Table:
                     raise ValueError(f"table {self.name}: row {row.label!r} has {len(row.cells)} cells for "
                                      f"{len(self.columns)} columns")  # fmt: skip
 
+    def footnotes(self) -> list[str]:
+        """The distinct cell notes in print order; footnote k (1-based) is ``footnotes()[k - 1]``."""
+        notes: dict[str, None] = {}
+        for block in self.blocks:
+            for row in block.rows:
+                for cell in row.cells:
+                    if cell is not None and cell.note:
+                        notes.setdefault(cell.note)
+        return list(notes)
+
 
 def mark_best(cells: list[Cell | None], *, min_candidates: int = 2) -> None:
-    """Bold the best of ``cells`` (ties all bold); fewer than ``min_candidates`` cells: no bold."""
-    cells = [c for c in cells if c is not None]
+    """Bold the best of ``cells`` (ties all bold); n/a cells do not compete; fewer than
+    ``min_candidates`` numbers: no bold."""
+    cells = [c for c in cells if c is not None and c.available]
     if len(cells) < min_candidates:
         return
     sign = 1.0 if metric(cells[0].base_metric).higher_is_better else -1.0

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from aloe.eval.gridpg import cell_scores, confident_correct, evaluate_gridpg, gridpg, make_grids
+from aloe.eval.records import MetricUnavailable, NotEnoughData
 
 K = 5  # classes; an image of class k lights channel k
 
@@ -40,8 +41,32 @@ def test_grids_have_distinct_confident_classes():
         for cell, (r, col) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
             patch = g[:, r * 8 : r * 8 + 8, col * 8 : col * 8 + 8]
             assert patch[c[cell]].min() > 0 and patch.sum() == patch[c[cell]].sum()
-    with pytest.raises(ValueError, match=">= 4 classes"):
-        make_grids(images, labels, torch.tensor([0, 1, 2]), num_grids=1)
+    with pytest.raises(NotEnoughData, match=">= 4 classes; found 3 class") as err:
+        make_grids(images, labels, torch.tensor([0, 1, 2, 5]), num_grids=1)
+    # labels 0, 1, 2, 0: class 0 twice, class 3 and 4 none (all classes of the data are counted)
+    assert err.value.counts == {"classes_needed": 4, "classes_found": 3, "confident_images": 4, "images": 40,
+                                "confident_per_class": {"0": 2, "1": 1, "2": 1, "3": 0, "4": 0}}
+
+
+def test_too_few_confident_classes_is_unavailable_not_an_error():
+    images, labels, strength = _data()
+    # only class-0 and class-1 images are strong enough: 2 classes pass the threshold
+    images[labels >= 2] *= 0.0
+    with pytest.raises(NotEnoughData) as err:
+        evaluate_gridpg(classifier, input_x_gradient, images, labels, threshold=0.3, num_grids=5)
+    conf = torch.exp(4 * strength) / (torch.exp(4 * strength) + K - 1)
+    want = {str(k): int(((labels == k) & (conf >= 0.3) & (labels < 2)).sum()) for k in range(K)}
+    assert err.value.counts["confident_per_class"] == want and err.value.counts["threshold"] == 0.3
+    assert err.value.counts["classes_found"] == sum(n > 0 for n in want.values()) == 2
+    assert "at confidence threshold 0.3" in err.value.reason and "class 0: " in err.value.reason
+
+
+def test_all_zero_mass_is_unavailable():
+    images, labels, _ = _data()
+    grids, cls = make_grids(images, labels, torch.arange(40), num_grids=3)
+    with pytest.raises(MetricUnavailable, match="zero positive attribution") as err:
+        gridpg(lambda x, c: -input_x_gradient(x, c), grids, cls)
+    assert err.value.counts == {"cells": 12, "cells_skipped_zero_mass": 12, "num_grids": 3}
 
 
 def test_score_one_for_confined_and_quarter_for_uniform():

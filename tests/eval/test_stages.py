@@ -52,7 +52,7 @@ def test_classification_stages(dirs, world):
         knn = run_knn(root / f"{kind}_knn.json", train_features=str(f["train"]), test_features=str(f["test"]),
                       k=5, variant=variant, **common)
         for rec, metric in ((lp, "lp_top1"), (knn, "knn_top1")):
-            assert set(rec) == set(RECORD_KEYS) and rec["metric"] == metric and 0.0 <= rec["value"] <= 100.0
+            assert set(rec) == {*RECORD_KEYS, "status"} and rec["metric"] == metric and 0.0 <= rec["value"] <= 100.0
             assert rec["value"] * 24 / 100 == pytest.approx(round(rec["value"] * 24 / 100))  # a count of 24 tests
         assert read_records(root / f"{kind}_lp.json") == [lp]
         assert lp["value"] > 25.0  # better than chance on 4 shape classes
@@ -78,6 +78,20 @@ def test_classification_stages(dirs, world):
                        head_path=str(root / "teacher_head.safetensors"), method="chefercam", threshold=0.0,
                        num_grids=2, variant="teacher", **explained)
     assert 0.0 <= g_cam["value"] <= 1.0 and g_cam["params"]["method"] == "chefercam"
+    # no test image reaches probability > 1: GridPG is unavailable, and the record says why
+    na = run_gridpg(root / "gridpg_na.json", backbone_path=str(student_dir), backbone_kind="student",
+                    head_path=str(root / "student_head.safetensors"), method="bcos", threshold=1.01, num_grids=3,
+                    variant="aloe", **explained)
+    assert read_records(root / "gridpg_na.json") == [na]
+    assert na["value"] is None and na["status"] == "unavailable" and "found 0 class(es) among 24 images" in na["reason"]
+    assert na["counts"]["confident_per_class"] == {"0": 0, "1": 0, "2": 0, "3": 0}
+    assert na["counts"]["classes_needed"] == 4 and na["counts"]["threshold"] == 1.01
+    assert na["params"]["method"] == "bcos" and na["params"]["num_images"] == 24
+    with pytest.raises(ValueError, match="not a multiple of the LIME block"):  # a genuine error still fails
+        run_gridpg(root / "gridpg_lime.json", backbone_path=str(teacher_dir), backbone_kind="teacher",
+                   head_path=str(root / "teacher_head.safetensors"), method="lime", threshold=0.0, num_grids=1,
+                   method_options={"block": 7}, variant="teacher", **explained)
+    assert not (root / "gridpg_lime.json").exists()
     d = run_deletion(root / "del.json", backbone_path=str(student_dir), backbone_kind="student",
                      head_path=str(root / "student_head.safetensors"), method="bcos", block=8, steps=5, max_images=6,
                      variant="bcosified", **explained)

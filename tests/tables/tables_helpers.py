@@ -6,11 +6,12 @@ import random
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 from aloe.eval.records import make_record, write_records
 
-PAPER_BACKBONES = ("vit_b16_sup", "siglip2_b16", "dinov3_vitb16")
+PAPER_BACKBONES = ("vit_b16_sup", "siglip2_b16", "dinov3_b16")
 PAPER_DATASETS = ("imagenet1k", "caltech101", "flowers102", "food101", "fgvc_aircraft", "dtd", "stanford_cars",
                   "sun397", "cifar10", "cifar100")  # fmt: skip
 DEMO_BACKBONES = ("demo_vit", "demo_siglip", "demo_dinov3")
@@ -136,7 +137,7 @@ NUMBER = re.compile(r"[+-]?\d+\.\d+")
 
 
 def tex_numbers(tex: str) -> dict[tuple[int, int], str]:
-    """(row_index, col_index) -> the printed number of every numeric body cell."""
+    """(row_index, col_index) -> the printed number (or "n/a") of every body cell but "--"."""
     _, body = tabular_body(tex)
     out, row = {}, 0
     for line in body[1:]:  # body[0] is the header
@@ -146,7 +147,87 @@ def tex_numbers(tex: str) -> dict[tuple[int, int], str]:
             m = NUMBER.search(cell)
             if m:
                 out[(row, j)] = m.group(0)
+            elif "n/a" in cell:
+                out[(row, j)] = "n/a"
             else:
-                assert cell == "--", f"cell {cell!r} is neither a number nor --"
+                assert cell == "--", f"cell {cell!r} is neither a number, n/a nor --"
         row += 1
     return out
+
+
+def tex_marks(tex: str) -> dict[tuple[int, int], int]:
+    """(row_index, col_index) -> the footnote number ($^{k}$) of every marked body cell."""
+    _, body = tabular_body(tex)
+    out, row = {}, 0
+    for line in body[1:]:
+        if line.startswith("\\midrule") or line.startswith("\\multicolumn"):
+            continue
+        for j, cell in enumerate(split_cells(line)[1:]):
+            m = re.search(r"\$\^\{(\d+)\}\$", cell)
+            if m:
+                out[(row, j)] = int(m.group(1))
+        row += 1
+    return out
+
+
+def tex_footnotes(tex: str) -> dict[int, str]:
+    """Footnote number -> text (as LaTeX) of the footnote lines under \\bottomrule."""
+    ncols, _ = tabular_body(tex)
+    lines = tex.splitlines()
+    notes = lines[lines.index(r"\bottomrule") + 1 : lines.index(r"\end{tabular}")]
+    out = {}
+    for line in notes:
+        m = re.fullmatch(r"\\multicolumn\{(\d+)\}\{l\}\{\\footnotesize \$\^\{(\d+)\}\$ (.*)\} \\\\", line)
+        assert m and int(m.group(1)) == ncols, f"not a footnote line: {line}"
+        out[int(m.group(2))] = m.group(3)
+    assert list(out) == list(range(1, len(out) + 1)), "footnotes are not numbered 1..n in order"
+    return out
+
+
+# ---- HTML checks ----------------------------------------------------------------------------
+
+class HtmlCells(HTMLParser):
+    """Body rows of the table: (row label, [cell texts], [cell classes], [bold?], [footnote marks]),
+    and the footnotes under it (number -> text)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.block_rows, self._row, self._cell, self._in_body = [], 0, None, None, False
+        self._sup, self.notes, self._note = False, {}, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tbody":
+            self._in_body = True
+        elif tag == "tr" and self._in_body:
+            self._row = None if attrs.get("class") == "block" else {"texts": [], "classes": [], "bold": [],
+                                                                    "marks": []}  # fmt: skip
+            self.block_rows += attrs.get("class") == "block"
+        elif tag == "td" and self._row is not None:
+            self._cell = {"text": "", "class": attrs.get("class", ""), "bold": False, "mark": ""}
+        elif tag == "b" and self._cell is not None:
+            self._cell["bold"] = True
+        elif tag == "sup":
+            self._sup = True
+        elif tag == "p" and attrs.get("class") == "note":
+            self._note = ["", ""]
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["mark" if self._sup else "text"] += data
+        elif self._note is not None:
+            self._note[0 if self._sup else 1] += data
+
+    def handle_endtag(self, tag):
+        if tag == "sup":
+            self._sup = False
+        elif tag == "p" and self._note is not None:
+            self.notes[int(self._note[0])] = self._note[1].strip()
+            self._note = None
+        elif tag == "td" and self._cell is not None:
+            for k, key in (("text", "texts"), ("class", "classes"), ("bold", "bold"), ("mark", "marks")):
+                self._row[key].append(self._cell[k])
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.rows.append(self._row)
+            self._row = None

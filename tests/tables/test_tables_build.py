@@ -92,7 +92,7 @@ def test_paper_rows_for_matching_backbones(paper_scale, tmp_path):
     sup = paper.set_index(["backbone", "variant", "dataset"]).value
     assert sup[("vit_b16_sup", "teacher", "avg")] == 79.13
     assert sup[("siglip2_b16", "aloe", "avg")] == 88.48
-    assert sup[("dinov3_vitb16", "bcosification", "avg")] == 73.68
+    assert sup[("dinov3_b16", "bcosification", "avg")] == 73.68
     assert "\\textit{paper: ALOE}" in tex and "\\textit{80.23}" in tex
     assert not paper.bold.any()
     build_table("table2", [path], tmp_path / "np.csv", tmp_path / "np.tex", paper_numbers=False)
@@ -263,9 +263,9 @@ def test_paper_rows_in_ablation_and_gridpg_tables(tmp_path):
     recs = []
     for v in ("teacher", "aloe"):
         for m in ("lp_top1", "knn_top1"):
-            recs.append(make_record(m, rng.uniform(70, 85), backbone="dinov3_vitb16", variant=v, dataset="imagenet1k"))
+            recs.append(make_record(m, rng.uniform(70, 85), backbone="dinov3_b16", variant=v, dataset="imagenet1k"))
     for meth, variant in (("attnlrp", "teacher"), ("ig", "teacher"), ("bcos", "aloe")):
-        recs.append(make_record("gridpg", rng.uniform(0.3, 0.9), backbone="dinov3_vitb16", variant=variant,
+        recs.append(make_record("gridpg", rng.uniform(0.3, 0.9), backbone="dinov3_b16", variant=variant,
                                 dataset="imagenet1k", params={"method": meth}))  # fmt: skip
     for s in ("pool", "L", "2L3-L", "L3-2L3-L", "all"):
         for d in PAPER_DATASETS:
