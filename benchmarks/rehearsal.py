@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                     "--executor", args.executor], cwd=workdir, env=ENV, check=True)  # fmt: skip
     t_world = time.monotonic() - t0
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", str(args.cores),
-           "--config", "preset=paper", f"--configfile={world / 'site.yaml'}", "--", *args.targets]  # fmt: skip
+           "--keep-going", "--config", "preset=paper", f"--configfile={world / 'site.yaml'}", "--", *args.targets]  # fmt: skip
     try:
         with open(base / "snakemake.log", "w") as log:
             proc = subprocess.run(cmd, cwd=workdir, env=ENV, stdout=log, stderr=subprocess.STDOUT)
