@@ -51,6 +51,17 @@ SYNTHETIC_PRESETS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+def caption_sample(seed: int, stream: int, index: int, classes: list[tuple[str, str]], image_size: int,
+                   max_aspect: float) -> tuple[np.ndarray, str]:
+    """Image ``index`` of a caption set (a random class's shape, width up to ``max_aspect`` x the
+    height) and its caption; the draws come from a stream separate from the image's own."""
+    rng = sample_rng(seed, stream, 10**9 + index)
+    colour, shape = classes[int(rng.integers(len(classes)))]
+    width = int(round(image_size * rng.uniform(1.0, max_aspect)))
+    caption = CAPTION_TEMPLATES[int(rng.integers(len(CAPTION_TEMPLATES)))].format(shape_class_name(colour, shape))
+    return shape_image(seed, stream, index, colour, shape, image_size, width), caption
+
+
 def _write_caption_set(
     root: Path, *, seed: int, image_size: int, classes: list[tuple[str, str]],
     caption_images: int, broken_per_kind: int,
@@ -60,13 +71,7 @@ def _write_caption_set(
         (tmp / "broken").mkdir()
         rows = []
         for i in range(caption_images):
-            rng = sample_rng(seed, CAPTIONS, 10**9 + i)  # separate from the image's own stream
-            colour, shape = classes[int(rng.integers(len(classes)))]
-            width = int(round(image_size * rng.uniform(1.0, 1.4)))
-            caption = CAPTION_TEMPLATES[int(rng.integers(len(CAPTION_TEMPLATES)))].format(
-                shape_class_name(colour, shape)
-            )
-            img = shape_image(seed, CAPTIONS, i, colour, shape, image_size, width)
+            img, caption = caption_sample(seed, CAPTIONS, i, classes, image_size, max_aspect=1.4)
             path = f"images/{i:06d}.png"
             (tmp / path).write_bytes(encode_png(img))
             rows.append({"path": path, "caption": caption, "kind": "ok"})

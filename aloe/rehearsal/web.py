@@ -27,8 +27,8 @@ import pandas as pd
 from PIL import Image
 
 from aloe.data.shards import encode_jpeg
-from aloe.data.synthetic_images import sample_rng, shape_class_name, shape_classes, shape_image
-from aloe.data.synthetic_world import BROKEN_KINDS, CAPTION_TEMPLATES
+from aloe.data.synthetic_images import shape_classes
+from aloe.data.synthetic_world import BROKEN_KINDS, caption_sample
 from aloe.io import atomic_dir, atomic_path, write_json
 from aloe.rehearsal.class_images import name_stream
 
@@ -46,11 +46,7 @@ def _write_served_set(folder: Path, name: str, *, seed: int, num_images: int, br
     (folder / "broken").mkdir()
     rows = []
     for i in range(num_images):
-        rng = sample_rng(seed, stream, 10**9 + i)  # separate from the image's own stream
-        colour, shape = classes[int(rng.integers(len(classes)))]
-        width = int(round(image_size * rng.uniform(1.0, 1.5)))
-        caption = CAPTION_TEMPLATES[int(rng.integers(len(CAPTION_TEMPLATES)))].format(shape_class_name(colour, shape))
-        img = shape_image(seed, stream, i, colour, shape, image_size, width)
+        img, caption = caption_sample(seed, stream, i, classes, image_size, max_aspect=1.5)
         (folder / "images" / f"{i:06d}.jpg").write_bytes(encode_jpeg(Image.fromarray(img), quality=90))
         rows.append((f"{name}/images/{i:06d}.jpg", caption, "ok"))
     for j in range(broken):
