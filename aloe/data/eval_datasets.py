@@ -56,7 +56,9 @@ TORCHVISION = tuple(name for name, entry in DATASETS.items() if "torchvision" in
 MANUAL = tuple(name for name, entry in DATASETS.items() if "manual" in entry.sources)
 EVAL_DATASETS = TORCHVISION + MANUAL
 # Which ``source`` values each dataset accepts ("synthetic" sets are made by the synthetic world).
-SOURCES = {"torchvision": TORCHVISION, "folder": TORCHVISION, "manual": MANUAL}
+# source -> datasets it can provide (aloe.registry: each dataset's `sources`)
+SOURCES = {source: tuple(n for n in EVAL_DATASETS if source in DATASETS[n].sources)
+           for source in ("torchvision", "folder", "manual")}  # fmt: skip
 SUN397_TEST_FRACTION = 0.2
 CALTECH101_TRAIN_PER_CLASS = 30
 
