@@ -16,12 +16,14 @@ import json
 import logging
 import math
 import os
+import random
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import safetensors.torch
 import torch
 from torch import nn
@@ -137,7 +139,11 @@ def train(
         if getattr(cfg, key) is not None and not os.path.isfile(getattr(cfg, key)):
             raise FileNotFoundError(f"config key '{key}': keys file {getattr(cfg, key)} does not exist")
     accum = cfg.accumulation(info.world_size)
-    torch.manual_seed(cfg.seed)  # before anything random is built (e.g. the supervised objective's head)
+    # before anything random is built (e.g. the supervised objective's head); Python's and NumPy's
+    # generators too, so that a checkpoint's RNG record is the same in every run
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
     objective = build_objective(
         cfg.objective, student, loss=cfg.loss, lambda_global=cfg.lambda_global, lambda_layers=cfg.lambda_layers,
         depths=cfg.depths, alpha=cfg.alpha, temperature=cfg.temperature, weight_pairs=weight_pairs,

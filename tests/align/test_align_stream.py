@@ -88,6 +88,8 @@ def test_bad_shard_lists_fail_clearly(tmp_path):
         expand_shards([])
     with pytest.raises(FileNotFoundError, match="missing-00000.tar"):
         expand_shards([str(tmp_path / "missing-{00000..00001}.tar")])
+    with pytest.raises(ValueError, match="'heldout_shards': shard https://host/x.tar is not a local file"):
+        expand_shards(["https://host/x.tar"], "heldout_shards")
 
 
 def test_loader_stream_resumes_and_counts(shards, tmp_path):
