@@ -10,6 +10,12 @@ from aloe.config_schema import validate_config
 
 min_version("9.0")
 
+from aloe.workflow_lock import hold_workflow_lock
+
+# One running instance per folder: Snakemake 9.27.1 lets a finishing instance delete a running
+# one's locks (see aloe/workflow_lock.py), so the workflow holds a lock of its own.
+hold_workflow_lock(workflow)
+
 
 configfile: "config.yaml"
 

@@ -42,8 +42,8 @@ class TrainConfig:
     seed: int = 0
     crop_scale: tuple[float, float] = (0.08, 1.0)
     hflip: bool = True
-    max_corrupt_share: float = 0.05
-    corrupt_check_after: int = 256  # samples seen before the corrupt share is enforced
+    max_corrupt_share: float = 0.05  # share of damaged distinct samples (aloe.data.damage) that fails the run
+    corrupt_check_after: int = 256  # distinct samples read before that share is enforced
     # held-out selection, checkpoints, logging
     eval_every: int = 0  # steps; 0 = only at the end
     eval_samples: int | None = None  # cap on held-out samples (None = all)

@@ -2,7 +2,7 @@
 
 The loader runs one epoch per ``iterate`` call with DataLoader workers, a shuffle buffer and
 exact resume; this adapter chains epochs forever, keeps (epoch, loader state) as its own state
-and exposes the loader's skip counts as ``DecodeStats``. Each worker's last, smaller batch of an
+and exposes the loader's damage record (a ``SkipCounter``) as ``stats``. Each worker's last, smaller batch of an
 epoch is not trained on (drop-last, so every optimiser step sees the configured batch); their
 samples are counted in ``dropped_remainder``. It yields no labels: labelled objectives use
 ``ShardStream``.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Iterator, Sequence
 
-from aloe.align.stream import Batch, DecodeStats, expand_shards
+from aloe.align.stream import Batch, expand_shards
 from aloe.data.align_loader import AlignmentLoader
 
 
@@ -48,19 +48,12 @@ class LoaderStream:
         self.batch_size = batch_size
         state = resume_state or {"epoch": 0, "loader": None}
         self.epoch, self._resume = int(state["epoch"]), state["loader"]
-        self.stats = DecodeStats()
+        self.stats = self.loader.skipped
         self.dropped_remainder = 0
-        self._yielded = 0
 
     def state_dict(self) -> dict:
         loader_state = self.loader.state_dict() if self._resume is None else self._resume
         return {"epoch": self.epoch, "loader": loader_state}
-
-    def _sync_stats(self) -> None:
-        skipped = self.loader.skipped.as_dict()
-        self.stats.n_corrupt = skipped["total"]
-        self.stats.n_seen = self._yielded + self.dropped_remainder + skipped["total"]
-        self.stats.corrupt_log = [f"{shard}: {reasons}" for shard, reasons in skipped["by_shard"].items()]
 
     def __iter__(self) -> Iterator[Batch]:
         while True:
@@ -71,10 +64,7 @@ class LoaderStream:
                 if batch.pixels.shape[0] < self.batch_size:
                     self.dropped_remainder += batch.pixels.shape[0]
                     continue
-                self._yielded += batch.pixels.shape[0]
-                self._sync_stats()
                 yield Batch(batch.pixels, None)
             if not got_any and self._resume is None:
                 raise RuntimeError(f"rank {self.loader.rank}: epoch {self.epoch} yielded no samples from the shards")
             self.epoch, self._resume = self.epoch + 1, None
-            self._sync_stats()

@@ -3,21 +3,23 @@
 Written here rather than on top of ``webdataset.WebDataset`` because resuming a run must put
 every rank at the exact sample it had reached, and the augmentation of a sample must not depend
 on which rank or step reads it (so a resumed or differently-sharded run sees the same crops).
-The tar parsing itself is webdataset's (``tariterators.tarfile_samples``).
+Shards are read by ``aloe.data.tario.iter_shard``: each shard's samples in key order (not in
+the order img2dataset happened to store them), damage recorded by key.
 
 The stream interface the training loop uses (``ShardStream`` here, ``LoaderStream`` in
 ``aloe.align.loader_stream`` over the data stage's ``AlignmentLoader``): built with keyword
 arguments (shards, rank, world_size, seed, batch_size, image_size, resume_state, crop_scale,
 hflip, with_labels, keys_file, ...); iterating yields ``Batch`` es forever (epoch after epoch);
 ``state_dict()`` is the plain-data position after the last batch (what a checkpoint stores and
-``resume_state`` takes back); ``stats`` is a ``DecodeStats``.
+``resume_state`` takes back); ``stats`` is a ``SkipCounter`` (``aloe.data.damage``): the
+distinct damaged samples of the shards this rank has opened, and their sizes.
 
 ``ShardStream``: single process, reads labels (``cls``) for the supervised baseline. Each epoch
 shuffles the shard list with ``seed + epoch`` and gives rank r the shards ``perm[r::world_size]``
-(no duplicates across ranks); samples are read in stored order. Each sample's crop and flip come
-from a generator seeded by (seed, epoch, shard, key). Its state is (epoch, raw samples consumed
-in this rank's share). Corrupt samples (undecodable image, missing image/label, truncated tar)
-are skipped and counted in ``n_corrupt`` with their shard name in ``corrupt_log``.
+(no duplicates across ranks); each shard's samples are read in key order. Each sample's crop and
+flip come from a generator seeded by (seed, epoch, shard, key). Its state is (epoch, samples of
+the split consumed in this rank's share). Damaged samples (undecodable image, missing image or
+label, lost to a truncated tar) are skipped and recorded by (shard, key) in ``stats``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import io
 import os
 import random
 import zlib
-from dataclasses import dataclass, field
 from typing import Iterator, NamedTuple, Sequence
 
 import torch
@@ -34,7 +35,9 @@ import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 from braceexpand import braceexpand
 from PIL import Image
-from webdataset.tariterators import tarfile_samples
+
+from aloe.data.damage import SkipCounter
+from aloe.data.tario import iter_shard
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 
@@ -53,37 +56,11 @@ def expand_shards(shards: Sequence[str] | str, key: str = "shards") -> list[str]
         raise ValueError(f"config key '{key}': the shard list is empty")
     for s in out:
         if "://" in s or s.startswith("pipe:"):
-            continue
+            raise ValueError(f"config key '{key}': shard {s} is not a local file; samples are read in key order "
+                             "through the tar's headers, which needs a local (seekable) copy")
         if not os.path.isfile(s) or not os.access(s, os.R_OK):
             raise FileNotFoundError(f"config key '{key}': shard {s} does not exist or is not readable")
     return out
-
-
-@dataclass
-class DecodeStats:
-    n_seen: int = 0
-    n_corrupt: int = 0
-    corrupt_log: list[str] = field(default_factory=list)
-
-    def corrupt(self, what: str) -> None:
-        self.n_corrupt += 1
-        if len(self.corrupt_log) < 1000:
-            self.corrupt_log.append(what)
-
-    @property
-    def share(self) -> float:
-        return self.n_corrupt / max(1, self.n_seen)
-
-
-def _samples(shard: str, stats: DecodeStats) -> Iterator[dict]:
-    """Raw samples of one shard; a truncated / unreadable tar ends the shard and is counted."""
-
-    def handler(exn: Exception) -> bool:
-        stats.n_seen += 1
-        stats.corrupt(f"{shard}: unreadable tar data ({exn.args[0] if exn.args else exn})")
-        return False  # stop this shard: the tar stream cannot be resynchronised
-
-    yield from tarfile_samples([{"url": shard}], handler=handler)
 
 
 def read_key_set(keys_file: str | None) -> frozenset[str] | None:
@@ -94,12 +71,6 @@ def read_key_set(keys_file: str | None) -> frozenset[str] | None:
         raise FileNotFoundError(f"keys file {keys_file} does not exist")
     with open(keys_file) as f:
         return frozenset(line.strip() for line in f if line.strip())
-
-
-def _all_samples(shards: Sequence[str], stats: DecodeStats) -> Iterator[tuple[dict, str]]:
-    for shard in shards:
-        for sample in _samples(shard, stats):
-            yield sample, shard
 
 
 def decode_image(sample: dict) -> Image.Image:
@@ -146,7 +117,7 @@ class ShardStream:
         state = resume_state or {"epoch": 0, "index": 0}
         self.epoch, self.index = int(state["epoch"]), int(state["index"])
         self.keys = read_key_set(keys_file)
-        self.stats = DecodeStats()
+        self.stats = SkipCounter()
         crop = T.RandomResizedCrop(image_size, scale=tuple(crop_scale), antialias=True)
         self.augment = T.Compose([crop, T.RandomHorizontalFlip(0.5 if hflip else 0.0)])
 
@@ -170,19 +141,16 @@ class ShardStream:
         while True:
             raw = 0
             for shard in self.rank_shards(self.epoch):
-                for sample in _samples(shard, self.stats):
+                for sample in iter_shard(shard, self.stats, keys=self.keys):
                     raw += 1
                     if raw <= self.index:
                         continue  # resuming: already consumed before the checkpoint
                     self.index = raw
-                    if self.keys is not None and sample["__key__"] not in self.keys:
-                        continue
-                    self.stats.n_seen += 1
                     try:
                         x = self._transform(decode_image(sample), shard, sample["__key__"])
                         y = int(sample[self.label_key]) if self.with_labels else None
-                    except Exception as exn:  # noqa: BLE001 - any undecodable sample is skipped and counted
-                        self.stats.corrupt(f"{shard}: sample {sample.get('__key__')}: {exn}")
+                    except Exception:  # noqa: BLE001 - any undecodable sample is skipped and counted
+                        self.stats.add("corrupt_sample", sample["__shard__"], sample["__key__"])
                         continue
                     pixels.append(x)
                     labels.append(y)
@@ -190,7 +158,8 @@ class ShardStream:
                         yield Batch(torch.stack(pixels), torch.tensor(labels) if self.with_labels else None)
                         pixels, labels = [], []
             if raw == 0:
-                raise RuntimeError(f"rank {self.rank}: shards {self.rank_shards(self.epoch)} hold no samples")
+                raise RuntimeError(f"rank {self.rank}: shards {self.rank_shards(self.epoch)} hold no readable samples; "
+                                   + self.stats.summary("damaged"))
             self.epoch, self.index = self.epoch + 1, 0
 
 
@@ -202,37 +171,38 @@ def heldout_batches(
     batch_size: int,
     image_size: int,
     max_samples: int | None = None,
-    stats: DecodeStats | None = None,
+    stats: SkipCounter | None = None,
     with_labels: bool = False,
     keys_file: str | None = None,
     label_key: str = "cls",
 ) -> Iterator[Batch]:
     """Held-out batches without augmentation (resize to image_size); sample i goes to rank i % world_size.
 
-    With ``keys_file`` only the listed samples count (e.g. the data stage's validation keys)."""
+    With ``keys_file`` only the listed samples count (e.g. the data stage's validation keys).
+    Damaged samples are recorded in ``stats`` by (shard, key), each shard's in full when it is opened."""
     keys = read_key_set(keys_file)
-    stats = stats if stats is not None else DecodeStats()
+    stats = stats if stats is not None else SkipCounter()
     resize = T.Resize((image_size, image_size), antialias=True)
     pixels, labels, i = [], [], -1
-    for sample, shard in _all_samples(expand_shards(shards, "heldout_shards"), stats):
-        if keys is not None and sample["__key__"] not in keys:
-            continue
-        i += 1
+    for shard in expand_shards(shards, "heldout_shards"):
+        for sample in iter_shard(shard, stats, keys=keys):
+            i += 1
+            if max_samples is not None and i >= max_samples:
+                break
+            if i % world_size != rank:
+                continue
+            try:
+                img = resize(decode_image(sample))
+                y = int(sample[label_key]) if with_labels else None
+            except Exception:  # noqa: BLE001
+                stats.add("corrupt_sample", sample["__shard__"], sample["__key__"])
+                continue
+            pixels.append(TF.to_dtype(TF.pil_to_tensor(img), torch.float32, scale=True))
+            labels.append(y)
+            if len(pixels) == batch_size:
+                yield Batch(torch.stack(pixels), torch.tensor(labels) if with_labels else None)
+                pixels, labels = [], []
         if max_samples is not None and i >= max_samples:
             break
-        if i % world_size != rank:
-            continue
-        stats.n_seen += 1
-        try:
-            img = resize(decode_image(sample))
-            y = int(sample[label_key]) if with_labels else None
-        except Exception as exn:  # noqa: BLE001
-            stats.corrupt(f"{shard}: sample {sample.get('__key__')}: {exn}")
-            continue
-        pixels.append(TF.to_dtype(TF.pil_to_tensor(img), torch.float32, scale=True))
-        labels.append(y)
-        if len(pixels) == batch_size:
-            yield Batch(torch.stack(pixels), torch.tensor(labels) if with_labels else None)
-            pixels, labels = [], []
     if pixels:
         yield Batch(torch.stack(pixels), torch.tensor(labels) if with_labels else None)

@@ -5,14 +5,18 @@
 ``metrics.jsonl`` (one JSON object per logged step / held-out evaluation),
 ``checkpoints/``, ``best_student.safetensors`` (best held-out weights), ``student/``
 (the final student via ``save_pretrained``: the best held-out weights when a held-out split
-is given, else the last) and ``result.json`` (written last: marks the run complete).
+is given, else the last) and ``result.json`` (written last: marks the run complete; it holds the
+damaged samples of the training and held-out splits, each counted once by shard and key, which
+also go to the log).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import random
 import shutil
 import time
 from contextlib import nullcontext
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import safetensors.torch
 import torch
 from torch import nn
@@ -35,8 +40,10 @@ from aloe.align.schedule import LrFactor
 from aloe.align.signals import StopSignals
 from aloe.align.loader_stream import LoaderStream
 from aloe.align.stream import ShardStream, expand_shards, heldout_batches
+from aloe.data.damage import SkipCounter
 from aloe.io import atomic_dir, atomic_path, write_json, write_text
 
+_log = logging.getLogger(__name__)
 STREAMS = {"loader": LoaderStream, "stream": ShardStream}  # config key 'data_loader'
 PAIR_ATTRS = ("family", "image_size", "patch_size", "hidden_size", "num_layers", "num_prefix_tokens")
 
@@ -141,6 +148,11 @@ def train(
         if getattr(cfg, key) is not None and not os.path.isfile(getattr(cfg, key)):
             raise FileNotFoundError(f"config key '{key}': keys file {getattr(cfg, key)} does not exist")
     accum = cfg.accumulation(info.world_size)
+    # before anything random is built (e.g. the supervised objective's head); Python's and NumPy's
+    # generators too, so that a checkpoint's RNG record is the same in every run
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
     objective = build_objective(
         cfg.objective, student, loss=cfg.loss, lambda_global=cfg.lambda_global, lambda_layers=cfg.lambda_layers,
         depths=cfg.depths, alpha=cfg.alpha, temperature=cfg.temperature, weight_pairs=weight_pairs,
@@ -155,7 +167,6 @@ def train(
     barrier(info)  # no rank looks for checkpoints before a finished run is set aside
     out.mkdir(parents=True, exist_ok=True)
 
-    torch.manual_seed(cfg.seed)
     teacher.to(dev).eval().requires_grad_(False)
     student.to(dev).train()
     objective.to(dev)
@@ -174,7 +185,7 @@ def train(
 
     modules = {"student": student, "objective": objective}
     run = {"step": 0, "best": math.inf, "bad_evals": 0, "stopped_early": False,
-           "positions": [None] * info.world_size}
+           "positions": [None] * info.world_size, "damage": [None] * info.world_size, "heldout_damage": None}
     resume = ckpt.latest_checkpoint(out / "checkpoints")
     if resume is not None:
         state = ckpt.load_checkpoint(resume, modules, map_location=dev)
@@ -199,13 +210,18 @@ def train(
         hflip=cfg.hflip, with_labels=objective.needs_labels, keys_file=cfg.train_keys,
         num_workers=cfg.num_workers, shuffle_buffer=cfg.shuffle_buffer, pin_memory=dev.type == "cuda",
     )
+    stream.stats.merge(SkipCounter.from_state(run.get("damage", [None] * info.world_size)[info.rank]))
+    heldout_damage = SkipCounter.from_state(run.get("heldout_damage"))  # every rank reads (and records) all of it
     batches = iter(stream)
 
     def save(step: int) -> Path | None:
-        per_rank = gather_objects({"rng": ckpt.rng_state(), "position": stream.state_dict()}, info)
+        per_rank = gather_objects({"rng": ckpt.rng_state(), "position": stream.state_dict(),
+                                   "damage": stream.stats.state()}, info)
         path = None
         if info.is_main:
             run["positions"] = [r["position"] for r in per_rank]
+            run["damage"] = [r["damage"] for r in per_rank]
+            run["heldout_damage"] = heldout_damage.state()
             state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
                      "rng": [r["rng"] for r in per_rank], "run": run, "config": json.dumps(cfg.to_dict())}
             path = ckpt.save_checkpoint(out / "checkpoints", step, modules, state, keep=cfg.keep_checkpoints)
@@ -216,7 +232,7 @@ def train(
         batches_ho = heldout_batches(heldout, rank=info.rank, world_size=info.world_size,
                                      batch_size=cfg.micro_batch, image_size=teacher.image_size,
                                      max_samples=cfg.eval_samples, with_labels=objective.needs_labels,
-                                     keys_file=cfg.heldout_keys)
+                                     keys_file=cfg.heldout_keys, stats=heldout_damage)
         result = heldout_loss(student, teacher, objective, batches_ho, info, autocast)
         improved = result["heldout_loss"] < run["best"] - cfg.min_delta
         if improved:
@@ -227,7 +243,7 @@ def train(
         else:
             run["bad_evals"] += 1
         run["stopped_early"] = bool(cfg.patience) and run["bad_evals"] >= cfg.patience
-        log({"step": step, "kind": "heldout", **result, "best": run["best"]})
+        log({"step": step, "kind": "heldout", **result, "best": run["best"], "damaged_samples": heldout_damage.total})
 
     if heldout and run["step"] == 0:
         evaluate(0)  # the starting point: how far the freshly converted student is from the teacher
@@ -252,10 +268,10 @@ def train(
                     (loss / accum).backward()
                 for k, v in {"loss": loss.detach(), **terms}.items():
                     totals[k] = totals.get(k, 0.0) + v.float() / accum
-            if stream.stats.n_seen >= cfg.corrupt_check_after and stream.stats.share > cfg.max_corrupt_share:
+            if stream.stats.n_samples >= cfg.corrupt_check_after and stream.stats.share > cfg.max_corrupt_share:
                 raise RuntimeError(
-                    f"rank {info.rank}: {stream.stats.n_corrupt} of {stream.stats.n_seen} samples were corrupt, above "
-                    f"config key 'max_corrupt_share'={cfg.max_corrupt_share}; first: {stream.stats.corrupt_log[:5]}"
+                    f"rank {info.rank}: damaged samples above config key 'max_corrupt_share'="
+                    f"{cfg.max_corrupt_share}: " + stream.stats.summary("training split", limit=20)
                 )
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             lr = sched.get_last_lr()[0]
@@ -266,10 +282,10 @@ def train(
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.total_steps:
                 logged = {k: all_reduce_mean(v, info).item() for k, v in sorted(totals.items())}
-                n_corrupt = all_reduce_mean(torch.tensor(float(stream.stats.n_corrupt), device=dev), info).item()
+                n_damaged = all_reduce_mean(torch.tensor(float(stream.stats.total), device=dev), info).item()
                 log({"step": step, "kind": "train", **logged, "lr": lr, "grad_norm": grad_norm.item(),
                      "img_per_s": cfg.global_batch / (time.perf_counter() - t0),
-                     "corrupt_samples": round(n_corrupt * info.world_size)})
+                     "damaged_samples": round(n_damaged * info.world_size)})
                 bar.set_postfix(loss=f"{logged['loss']:.4f}")
             if heldout and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.total_steps):
                 evaluate(step)
@@ -288,15 +304,20 @@ def train(
                     raise TrainingInterrupted(step, path)
     bar.close()
     save(run["step"])
+    damage = SkipCounter()
+    for state in run["damage"] if info.is_main else []:
+        damage.merge(SkipCounter.from_state(state))
     if info.is_main:
+        _log.info(damage.summary("training split"))
+        _log.info(heldout_damage.summary("held-out split"))
         if (out / "best_student.safetensors").exists():
             safetensors.torch.load_model(student, str(out / "best_student.safetensors"), device=str(dev))
         _save_student_dir(student, out / "student")
         write_json(out / "result.json", {
             "step": run["step"], "stopped_early": run["stopped_early"],
             "best_heldout": None if math.isinf(run["best"]) else run["best"],
-            "corrupt_samples_rank0": stream.stats.n_corrupt, "resumed_at": run.get("resumed_at", []),
-            "config": cfg.to_dict(),
+            "damaged_samples": {"train": damage.as_dict(), "heldout": heldout_damage.as_dict()},
+            "resumed_at": run.get("resumed_at", []), "config": cfg.to_dict(),
         })
     barrier(info)
     best = None if math.isinf(run["best"]) else run["best"]

@@ -9,5 +9,7 @@ Entry points (plain functions; the Snakemake rules call them with config values)
 - ``eval_datasets.prepare_eval_dataset``: evaluation datasets in the format of ``shards`` (from
   torchvision, manual layouts in ``manual_datasets`` or class folders in ``folder_datasets``);
 - ``align_loader.AlignmentLoader`` and ``eval_loader.EvalLoader``: the loaders;
+- ``tario.iter_shard`` (with ``shard_index`` and ``damage``): every reader's way into a shard,
+  samples in key order, damaged samples counted once by key against the shard's index;
 - ``zero_shot``: class names and prompt templates.
 """

@@ -9,7 +9,9 @@ then bounded by the number of shards); a rank with no shard at all is an error
 numbers of samples (whole shards are split), so a DDP trainer must handle uneven ends (e.g.
 ``torch.distributed.algorithms.Join``) if it wants every sample exactly once per epoch.
 
-Determinism. Each worker reads its shards in order through webdataset's shuffle buffer driven
+Determinism. Each worker reads its shards in order, each shard's samples sorted by key (not in
+stored order, which img2dataset leaves to download timing; see ``aloe.data.tario``), through
+webdataset's shuffle buffer driven
 by ``random.Random((seed, epoch, rank, worker))``; augmentation is seeded per sample from
 (seed, epoch, key) (see ``aloe.data.augment``); batches are built inside the worker and torch's
 DataLoader returns worker batches in fixed round-robin order. The batch stream is thus a
@@ -20,8 +22,7 @@ and how many raw samples it consumed from its shuffled stream; ``iterate(epoch, 
 makes each worker skip exactly those raw samples (undecoded, cheap) and continue, so the
 remaining batches equal those of the uninterrupted epoch (the round-robin also restarts at the
 worker that was due next). Resuming needs the same seed, world_size and num_workers (checked).
-Skip counts restart with each ``iterate``; after a resume they also include structural damage
-(truncated tar, missing image) met while fast-forwarding.
+Damage counts (``skipped``) accumulate over ``iterate`` calls and count each sample once.
 
 Output. ``pixels`` are contiguous float32 (N, 3, H, W) in [0, 1] by default.
 ``pixels_dtype="uint8"`` returns the raw 0..255 values instead, as a channels-last (N, 3, H, W)
@@ -29,9 +30,10 @@ view (4x less to copy between processes and to the GPU; convert there with
 ``pixels.float().div_(255)``, and ``.contiguous()`` if a consumer needs it): on the CPU the
 uint8-to-float pass costs about as much as decoding the image.
 
-Damage. Corrupt images, truncated tars and samples without an image are skipped and counted
-per (reason, shard) in ``loader.skipped`` (a ``SkipCounter``); workers send their counts with
-each batch (and in a final count-only message), so nothing is lost across processes.
+Damage. Corrupt images, samples a shard's index lists but its tar lacks or holds in part, and
+samples without an image are skipped and recorded by (shard, key) in ``loader.skipped`` (a
+``SkipCounter``, restricted to the keys file when one is given); workers send their records
+with each batch (and in a final message), so nothing is lost across processes.
 """
 
 from __future__ import annotations
@@ -87,9 +89,7 @@ class _AlignmentStream(IterableDataset):
 
         def raw_samples():
             for shard in shards:
-                for sample in iter_shard(shard, counter):
-                    if o.keys is None or sample["__key__"] in o.keys:
-                        yield sample
+                yield from iter_shard(shard, counter, keys=o.keys)
 
         rng = random.Random(f"buffer\0{o.seed}\0{self.epoch}\0{o.rank}\0{worker}")
         stream = wds.shuffle(o.shuffle_buffer, o.shuffle_initial, rng=rng)(raw_samples())
@@ -103,7 +103,7 @@ class _AlignmentStream(IterableDataset):
             try:
                 img = decode_image(sample[image_extension(sample)])
             except Exception:  # any decoder failure means a corrupt image: count, skip
-                counter.add("corrupt_image", sample["__shard__"])
+                counter.add("corrupt_image", sample["__shard__"], sample["__key__"])
                 continue
             seed = sample_seed(o.seed, self.epoch, sample["__key__"])
             images.append(random_resized_crop(img, o.image_size, seed, o.scale, o.ratio, o.hflip))
@@ -112,9 +112,8 @@ class _AlignmentStream(IterableDataset):
                 batches_done += 1
                 yield self._message(worker, images, keys, batches_done, raw, counter)
                 images, keys = [], []
-        if images or counter.total:
-            batches_done += bool(images)
-            yield self._message(worker, images, keys, batches_done, raw, counter)
+        batches_done += bool(images)
+        yield self._message(worker, images, keys, batches_done, raw, counter)  # the rest, and the last counts
 
     @staticmethod
     def _message(worker, images, keys, batches_done, raw, counter) -> dict[str, Any]:

@@ -4,9 +4,10 @@ Every image is reduced to its largest centred square and resized to ``image_size
 depth and normals with the same geometry, nearest-neighbour). Shards are split across ranks and
 workers like the alignment loader (``shards[rank::world_size][worker::num_workers]``, without
 shuffling), and batches come back in DataLoader round-robin order, so the order is fixed for
-given (world_size, num_workers); with ``num_workers=0`` it is the file order. Batches carry the
-sample keys so cached features can always be matched to samples. Damaged samples are skipped
-and counted in ``loader.skipped`` as in the alignment loader.
+given (world_size, num_workers); with ``num_workers=0`` it is shard order, each shard's samples
+sorted by key. Batches carry the sample keys so cached features can always be matched to
+samples. Damaged samples are skipped and counted by key in ``loader.skipped`` as in the
+alignment loader (lost samples against each shard's index).
 """
 
 from __future__ import annotations
@@ -72,14 +73,13 @@ class _EvalStream(IterableDataset):
                 try:
                     rows.append(self._convert(sample))
                 except Exception:  # corrupt image, label or target: count, skip
-                    counter.add("corrupt_sample", sample["__shard__"])
+                    counter.add("corrupt_sample", sample["__shard__"], sample["__key__"])
                     continue
                 keys.append(sample["__key__"])
                 if len(rows) == self.batch_size:
                     yield self._message(rows, keys, counter)
                     rows, keys = [], []
-        if rows or counter.total:
-            yield self._message(rows, keys, counter)
+        yield self._message(rows, keys, counter)  # the rest, and the last counts
 
     def _message(self, rows, keys, counter) -> dict[str, Any]:
         if not rows:

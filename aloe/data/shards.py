@@ -5,7 +5,8 @@ Layout of a prepared dataset folder::
     <dataset_dir>/
       meta.json              written LAST and atomically: its presence marks the dataset complete
       <split>/000000.tar     webdataset shards (plain tar, reproducible headers: mtime 0)
-      <split>/000001.tar ...
+      <split>/000000.parquet each shard's index (its keys, ``aloe.data.shard_index``): the
+      <split>/000001.tar ... samples a damaged shard lost are counted by key
 
 Each sample in a shard is a group of tar members sharing one key ``<split>_<index:08d>``:
 
@@ -35,9 +36,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
-import webdataset as wds
 from PIL import Image
 
+from aloe.data.shard_index import write_indexed_shards
 from aloe.io import atomic_dir, read_json, write_json
 
 META_FILE = "meta.json"
@@ -84,12 +85,15 @@ def write_split(
     dataset_dir = Path(dataset_dir)
     count = 0
     with atomic_dir(dataset_dir / split) as tmp_dir:
-        with wds.ShardWriter(
-            str(tmp_dir / "%06d.tar"), maxcount=samples_per_shard, verbose=0, encoder=False, mtime=0
-        ) as sink:
+
+        def keyed():
+            nonlocal count
             for sample in samples:
-                sink.write({"__key__": sample_key(split, count), **sample})
+                yield {"__key__": sample_key(split, count), **sample}
                 count += 1
+
+        for _ in write_indexed_shards(tmp_dir, keyed(), samples_per_shard=samples_per_shard):
+            pass
         if count == 0:
             raise ValueError(f"split {split!r} of {dataset_dir} has no samples")
     shards = sorted(p.name for p in (dataset_dir / split).glob("*.tar"))

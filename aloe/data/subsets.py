@@ -17,17 +17,17 @@ last) records the counts.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterable
 
-import pandas as pd
-import webdataset as wds
-
+from aloe.data.shard_index import read_index, write_indexed_shards
 from aloe.data.tario import SkipCounter, iter_shard, resolve_shards, shard_keys
 from aloe.io import write_json, write_text
 
 SPLITS_FILE = "splits.json"
+log = logging.getLogger(__name__)
 
 
 def key_score(key: str, seed: int, purpose: str) -> float:
@@ -39,8 +39,9 @@ def key_score(key: str, seed: int, purpose: str) -> float:
 def list_shard_keys(shard_dir: str | os.PathLike) -> list[str]:
     """Sorted keys of all samples in the ``*.tar`` shards of ``shard_dir``.
 
-    An img2dataset shard's ``NNNNN.parquet`` (rows with status "success") is used when present,
-    which avoids reading the tars; otherwise the tar headers are scanned.
+    Each shard's index (``NNNNN.parquet``, rows with status "success"; img2dataset's own) is used
+    when present, so a damaged shard still contributes every key it should hold (its losses
+    are then counted in the split that reads it); otherwise the tar headers are scanned.
     """
     shard_dir = Path(shard_dir)
     tars = sorted(shard_dir.glob("*.tar"))
@@ -48,12 +49,8 @@ def list_shard_keys(shard_dir: str | os.PathLike) -> list[str]:
         raise FileNotFoundError(f"no *.tar shards in {shard_dir}")
     keys: list[str] = []
     for tar in tars:
-        table = tar.with_suffix(".parquet")
-        if table.is_file():
-            frame = pd.read_parquet(table, columns=["key", "status"])
-            keys.extend(frame.loc[frame["status"] == "success", "key"].astype(str))
-        else:
-            keys.extend(shard_keys(tar))
+        listed = read_index(tar)
+        keys.extend(listed if listed is not None else shard_keys(tar))
     if len(set(keys)) != len(keys):
         raise ValueError(f"duplicate sample keys in {shard_dir}")
     return sorted(keys)
@@ -119,25 +116,35 @@ def materialize_subset(
     ``shards``: a folder of ``*.tar`` shards or a list of shard paths.
 
     Small subsets read faster from their own shards than by filtering the full set every epoch.
-    Writes ``subset.json`` last; damaged source samples are counted in it, not copied.
+    Source shards are read in key order, so the subset's shards are the same bytes whatever the
+    stored order. Each written shard gets its index. Writes ``subset.json`` last: damaged source
+    samples of the subset are counted in it by key (``skipped``), not copied, and listed keys that
+    no source shard holds or indexes are counted as ``not_in_shards``.
     """
     wanted = set(read_keys(keys_file))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "subset.json").unlink(missing_ok=True)
-    for old in out_dir.glob("*.tar"):
+    for old in [*out_dir.glob("*.tar"), *out_dir.glob("*.parquet")]:
         old.unlink()
     counter = SkipCounter()
-    found = 0
-    with wds.ShardWriter(str(out_dir / "%06d.tar"), maxcount=samples_per_shard, verbose=0,
-                         encoder=False, mtime=0) as sink:  # fmt: skip
+    found: set[str] = set()
+
+    def selected():
         for shard in resolve_shards(shards):
-            for sample in iter_shard(shard, counter):
-                if sample["__key__"] in wanted:
-                    sample.pop("__shard__")
-                    sink.write(sample)
-                    found += 1
-    summary = {"keys_file": str(keys_file), "requested": len(wanted), "written": found,
-               "skipped": counter.as_dict()}  # fmt: skip
+            for sample in iter_shard(shard, counter, keys=wanted):
+                sample.pop("__shard__")
+                found.add(sample["__key__"])
+                yield sample
+
+    for _ in write_indexed_shards(out_dir, selected(), samples_per_shard=samples_per_shard):
+        pass
+    damaged = {key for _, key in counter.samples}
+    not_found = sorted(wanted - found - damaged)
+    summary = {"keys_file": str(keys_file), "requested": len(wanted), "written": len(found),
+               "skipped": counter.as_dict(), "not_in_shards": len(not_found),
+               "not_in_shards_first": not_found[:20]}  # fmt: skip
+    log.info("subset %s: %d of %d requested samples written; %s; %d listed keys in no shard", out_dir,
+             len(found), len(wanted), counter.summary("damaged"), len(not_found))
     write_json(out_dir / "subset.json", summary)
     return summary

@@ -1,56 +1,35 @@
-"""Reading webdataset shards one at a time, with every skipped sample counted by shard.
+"""Reading webdataset shards one at a time, in sample-key order, with every damaged sample counted.
 
-webdataset's own pipeline (``tar_file_expander`` + ``group_by_keys``) routes all errors through
-one handler callback that sees the exception but not which sample was lost, and it lets the
-half-read sample of a truncated shard merge into the next shard's stream. We read members with
-the standard library's streaming ``tarfile`` (as webdataset does, without its per-member regex
-work, which costs ~10 % of a 64 px sample) and group them per shard with webdataset's key
-splitter (``base_plus_ext``), so a truncated shard ends exactly where it broke and each loss is
-counted as ``(reason, shard name)``.
+Order. A shard is read through a scan of its tar headers (``aloe.data.shard_index``): samples
+come out sorted by key, not in the order they were stored. img2dataset stores samples in the
+order its download threads finish, which differs between runs with identical bytes per key;
+reading by key makes every consumer (training, held-out evaluation, subsets, evaluation
+features) see the same sequence whatever the download timing. Only one sample is in memory at
+a time (its members are read by seeking).
+
+Damage. The shard's own index (``<shard>.parquet``: img2dataset's, or the one our writers add)
+says which keys it must hold. Every listed key that is absent (``missing_sample``: e.g. the
+tar was cut before it, at a member boundary or not), cut short (``incomplete_sample``), without
+an image (``missing_image``) or without a required member (``missing_<ext>``) is recorded in a
+``SkipCounter`` under (shard, key), once. A shard that cannot be opened loses all its listed
+keys (``unreadable_shard``). Shard-level facts go to the counter's notes: ``truncated_tar``,
+``unreadable_shard``, ``no_index`` (no index file: losses from a cut cannot be counted) and
+``unindexed_samples`` (the tar holds keys its index does not list; they are read).
+
+``keys``: only samples whose key is in this set are read and counted (a split or subset).
 """
 
 from __future__ import annotations
 
-import collections
 import os
-import tarfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Collection, Iterable, Iterator
 
-from webdataset.tariterators import base_plus_ext
-
+from aloe.data.damage import SkipCounter
+from aloe.data.shard_index import read_index, read_members, scan_tar
 from aloe.data.shards import IMAGE_EXTENSIONS
 
-
-class SkipCounter:
-    """Skipped samples counted by (reason, shard). Picklable, mergeable across workers/ranks."""
-
-    def __init__(self) -> None:
-        self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
-
-    def add(self, reason: str, shard: str, n: int = 1) -> None:
-        self.counts[(reason, shard)] += n
-
-    def merge(self, other: "SkipCounter | dict[tuple[str, str], int]") -> None:
-        self.counts.update(other.counts if isinstance(other, SkipCounter) else other)
-
-    def pop(self) -> dict[tuple[str, str], int]:
-        """Return the counts so far and reset (for shipping deltas from a worker)."""
-        out = dict(self.counts)
-        self.counts.clear()
-        return out
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    def as_dict(self) -> dict[str, Any]:
-        by_reason: collections.Counter[str] = collections.Counter()
-        by_shard: dict[str, dict[str, int]] = {}
-        for (reason, shard), n in sorted(self.counts.items()):
-            by_reason[reason] += n
-            by_shard.setdefault(shard, {})[reason] = n
-        return {"total": self.total, "by_reason": dict(by_reason), "by_shard": by_shard}
+__all__ = ["SkipCounter", "image_extension", "iter_shard", "resolve_shards", "shard_keys"]
 
 
 def resolve_shards(shards: "str | os.PathLike | Iterable[str | os.PathLike]") -> list[str]:
@@ -73,75 +52,69 @@ def image_extension(sample: dict[str, Any]) -> str | None:
     return None
 
 
+def _missing(exts: Collection[str], require: tuple[str, ...]) -> str | None:
+    if image_extension(dict.fromkeys(exts)) is None:
+        return "missing_image"
+    for ext in require:
+        if ext not in exts:
+            return f"missing_{ext}"
+    return None
+
+
 def iter_shard(
     path: str | Path,
     counter: SkipCounter,
     *,
     require: tuple[str, ...] = (),
+    keys: Collection[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield the complete samples of one shard as {"__key__", "__shard__", ext: bytes, ...}.
+    """Yield the complete samples of one shard, sorted by key, as {"__key__", "__shard__", ext: bytes}.
 
     A sample needs an image member (any of ``IMAGE_EXTENSIONS``) and every extension in
-    ``require``; otherwise it is skipped and counted as ``missing_image`` / ``missing_<ext>``.
-    A shard that cannot be opened or ends mid-archive is counted as ``unreadable_shard`` /
-    ``truncated_tar``; the sample cut off there is counted as ``incomplete_sample``.
+    ``require``. Everything lost is recorded in ``counter`` when the shard is opened (see the
+    module docstring), so a reader that stops early has still counted the whole shard's damage.
     """
     shard = Path(path).name
-    current: dict[str, Any] | None = None
-
-    def complete(sample: dict[str, Any]) -> bool:
-        if image_extension(sample) is None:
-            counter.add("missing_image", shard)
-            return False
-        for ext in require:
-            if ext not in sample:
-                counter.add(f"missing_{ext}", shard)
-                return False
-        return True
-
-    try:
-        stream = open(path, "rb")
-    except OSError:
-        counter.add("unreadable_shard", shard)
+    listed = read_index(path)
+    scan = scan_tar(path)
+    wanted = (lambda k: True) if keys is None else (lambda k: k in keys)
+    present = {k for k in scan.members if wanted(k)}
+    expected = {k for k in listed if wanted(k)} if listed is not None else present | {k for k in scan.cut if wanted(k)}
+    if listed is None:
+        counter.note("no_index", shard)
+    if scan.unreadable is not None:
+        counter.note("unreadable_shard", shard)
+        for key in expected:
+            counter.add("unreadable_shard", shard, key)
+        counter.expect(shard, len(expected))
         return
-    with stream:
-        try:
-            tar = tarfile.open(fileobj=stream, mode="r|")
-            for info in tar:
-                if not info.isreg():
-                    continue
-                prefix, suffix = base_plus_ext(info.name)
-                if prefix is None or prefix.startswith("__"):  # webdataset metadata members
-                    continue
-                data = tar.extractfile(info).read()
-                tar.members = []  # streaming mode: do not keep every header in memory
-                if current is not None and prefix != current["__key__"]:
-                    if complete(current):
-                        yield current
-                    current = None
-                if current is None:
-                    current = {"__key__": prefix, "__shard__": shard}
-                current[suffix.lower()] = data
-        except (tarfile.TarError, EOFError, OSError):
-            counter.add("truncated_tar", shard)
-            if current is not None:
-                counter.add("incomplete_sample", shard)
-            return
-    if current is not None and complete(current):
-        yield current
+    if scan.truncated:
+        counter.note("truncated_tar", shard)
+    if present - expected:
+        counter.note("unindexed_samples", shard)
+    counter.expect(shard, len(expected | present))
+    good = []
+    for key in sorted(expected | present):
+        if key in scan.cut:
+            counter.add("incomplete_sample", shard, key)
+        elif key not in present:
+            counter.add("missing_sample", shard, key)
+        elif (reason := _missing(scan.members[key], require)) is not None:
+            cut_here = scan.truncated and key == scan.last_key  # the cut fell between its members
+            counter.add("incomplete_sample" if cut_here else reason, shard, key)
+        else:
+            good.append(key)
+    with open(path, "rb") as f:
+        for key in good:
+            yield {"__key__": key, "__shard__": shard, **read_members(f, scan.members[key])}
 
 
 def shard_keys(path: str | Path) -> list[str]:
-    """Keys of the samples of one shard that have an image, from tar headers only (fast);
+    """Sorted keys of the samples of one shard that have an image, from tar headers only (fast);
     raises on a damaged shard."""
-    try:
-        with tarfile.open(path, mode="r:") as tar:
-            names = [m.name for m in tar.getmembers() if m.isreg()]
-    except (tarfile.TarError, EOFError, OSError) as exn:
-        raise ValueError(f"shard {path} is damaged: {exn}") from exn
-    extensions: dict[str, set[str]] = {}
-    for name in names:
-        prefix, suffix = base_plus_ext(name)
-        if prefix is not None and not prefix.startswith("__"):
-            extensions.setdefault(prefix, set()).add(suffix.lower())
-    return [key for key, exts in extensions.items() if image_extension(dict.fromkeys(exts)) is not None]
+    scan = scan_tar(path)
+    if scan.unreadable is not None:
+        raise ValueError(f"shard {path} is damaged: {scan.unreadable}")
+    if scan.truncated or scan.cut:
+        raise ValueError(f"shard {path} is damaged: truncated (samples cut: {sorted(scan.cut)})")
+    return sorted(k for k, exts in scan.members.items() if image_extension(dict.fromkeys(exts)) is not None)

@@ -17,10 +17,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from aloe.eval.records import code_version
-from aloe.io import atomic_path
+from aloe.tensorfile import save_tensors
+from aloe.tensorfile import state_checksum as tensor_state_checksum
 
 # Provenance keys compared on load. code_version is recorded but not compared, so a cache
 # survives commits that do not touch the backbone or the feature layout.
@@ -44,13 +44,9 @@ class NonFiniteFeaturesError(ValueError):
 
 
 def state_checksum(module: torch.nn.Module) -> str:
-    """sha256 over the module's state dict (names, dtypes, shapes, bytes) in sorted order."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
+    """sha256 over the module's state dict (names, dtypes, shapes, data) in sorted order: the same
+    digest as ``aloe.tensorfile.tensors_checksum`` of a file holding that state."""
+    return tensor_state_checksum(module.state_dict())
 
 
 def feature_spec(last_n: int = 1, avgpool: bool = False, patch_blocks: Sequence[int] = ()) -> dict:
@@ -198,8 +194,7 @@ def save_features(
     }
     if "__keys__" in features:
         meta["keys_sha256"] = keys_checksum(features["__keys__"])
-    with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    save_tensors(path, tensors, metadata=meta)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -8,7 +8,6 @@ whether B-cosified or ALOE-aligned.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Any, Sequence
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from transformers.utils import cached_file
 
 from aloe.data.eval_loader import EvalLoader
@@ -30,11 +28,11 @@ from aloe.eval.knn import knn_top1
 from aloe.eval.linear_probe import DINOV2_LRS, linear_probe
 from aloe.eval.records import MetricUnavailable, make_record, make_unavailable_record, write_records
 from aloe.eval.zeroshot import build_siglip_classifier, zeroshot_top1
-from aloe.io import atomic_path
-from aloe.models import file_checksum, load_student, load_teacher
+from aloe.models import load_student, load_teacher
+from aloe.tensorfile import save_tensors, tensors_checksum
 
 BACKBONE_KINDS = ("teacher", "student")
-log = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 
 def load_backbone(path: str | os.PathLike, kind: str) -> torch.nn.Module:
@@ -46,7 +44,9 @@ def load_backbone(path: str | os.PathLike, kind: str) -> torch.nn.Module:
 
 
 def checkpoint_checksum(path: str | os.PathLike) -> str:
-    """sha256 of a checkpoint's weight files (model.safetensors, or every shard in sorted order).
+    """sha256 over the tensors of a checkpoint's weight files (model.safetensors, or every shard),
+    by name, dtype, shape and data (``aloe.tensorfile.tensors_checksum``): not over file bytes,
+    which change with the header's key order and metadata while the weights do not.
 
     The files, not the loaded module, are hashed: a loaded HF model can hold freshly initialised
     tensors the checkpoint does not contain (e.g. an unused ViT pooler), which differ per load.
@@ -60,10 +60,7 @@ def checkpoint_checksum(path: str | os.PathLike) -> str:
     files = sorted(directory.glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"backbone checkpoint {directory} has no .safetensors weight files")
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(f"{f.name}:{file_checksum(f)}\n".encode())
-    return digest.hexdigest()
+    return tensors_checksum(files)
 
 
 def preprocessing_record(backbone: Any, image_size: int) -> dict[str, Any]:
@@ -126,6 +123,8 @@ def run_extract_feature_splits(
             out, backbone, loader, dataset=dataset, split=split, preprocessing=preprocessing_record(backbone, size),
             last_n=last_n, avgpool=avgpool, patch_blocks=patch_blocks, device=device, backbone_checksum=checksum,
         )
+        if loader.skipped.sizes:  # read now (not an existing cache): its damage is stored with the features
+            _log.info(loader.skipped.summary(f"{dataset} {split} split (stored in {out})"))
         provenance[split] = read_provenance(out)
     return provenance
 
@@ -169,9 +168,8 @@ def run_linear_probe(
                      iterations=iterations, batch_size=batch_size, val_fraction=val_fraction, seed=seed,
                      device=device)  # fmt: skip
     if head_out is not None:
-        with atomic_path(head_out, suffix=".safetensors") as tmp:
-            save_file({"weight": r.weight.contiguous(), "bias": r.bias.contiguous()}, str(tmp),
-                      metadata={"backbone_checksum": prov["backbone_checksum"], "dataset": dataset})  # fmt: skip
+        save_tensors(head_out, {"weight": r.weight.contiguous(), "bias": r.bias.contiguous()},
+                     metadata={"backbone_checksum": prov["backbone_checksum"], "dataset": dataset})
     params = {**r.params, "best_lr": r.best_lr, "feature_spec": prov["feature_spec"]}
     rec = make_record("lp_top1", r.test_top1, backbone=backbone, variant=variant, dataset=dataset, params=params)
     return write_records(out, [rec])[0]
@@ -336,7 +334,7 @@ def run_gridpg(
         r = evaluate_gridpg(classifier, attribute, images, labels, threshold=threshold, num_grids=num_grids,
                             seed=seed, grid_size=model.image_size)  # fmt: skip
     except MetricUnavailable as err:
-        log.warning("gridpg of %s/%s (%s) on %s is unavailable: %s", backbone, variant, method, dataset, err.reason)
+        _log.warning("gridpg of %s/%s (%s) on %s is unavailable: %s", backbone, variant, method, dataset, err.reason)
         return write_records(out, [make_unavailable_record("gridpg", err, **ids, params=params)])[0]
     params.update(num_grids=r.num_grids, cells_scored=r.count, cells_skipped_zero_mass=r.skipped_zero_mass)
     return write_records(out, [make_record("gridpg", r.mean, **ids, params=params)])[0]

@@ -31,15 +31,22 @@ def weight_map_for(teacher: Teacher, cfg: StudentConfig) -> WeightMap:
     return WEIGHT_MAPS[teacher.family](cfg, keys, teacher.mean, teacher.std)
 
 
+INIT_SEED = 0
+
+
 def bcosify(teacher: Teacher, b: float = 2.0, stem: str = "linear") -> BcosStudent:
     """A bias-free B-cos student mirroring ``teacher`` (width, depth, tokens), taking raw RGB in [0, 1].
 
     ``stem="linear"`` transfers the patch projection through the exact 6-channel fold;
-    ``stem="conv"`` replaces it with a freshly initialised B-cos conv stem.
+    ``stem="conv"`` replaces it with a freshly initialised B-cos conv stem (seeded with
+    ``INIT_SEED``, whatever the global RNG state: the same teacher gives the same student).
     """
     cfg = student_config_for(teacher, b=b, stem=stem)
     reference = next(teacher.vision.parameters())
-    student = BcosStudent(cfg).to(device=reference.device, dtype=reference.dtype)
+    with torch.random.fork_rng(devices=[]):  # the fresh parts (a conv stem) start the same in every process
+        torch.manual_seed(INIT_SEED)
+        student = BcosStudent(cfg)
+    student = student.to(device=reference.device, dtype=reference.dtype)
     state = apply_weight_map(weight_map_for(teacher, cfg), teacher.vision.state_dict(), student.state_dict())
     student.load_state_dict(state, strict=True)
     return student

@@ -1,4 +1,9 @@
-"""Student save / load: ``config.json`` + ``model.safetensors`` (no pickle)."""
+"""Student save / load: ``config.json`` + ``model.safetensors`` (no pickle).
+
+The weights file is written with a canonical header (``aloe.tensorfile``): the same weights give
+the same bytes. Loading names the file that is incomplete, truncated or unreadable, and the
+config key that holds a bad value.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,11 @@ import hashlib
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from aloe.io import atomic_path
 from aloe.models.student import BcosStudent
 from aloe.models.student_config import StudentConfig
+from aloe.tensorfile import read_header, save_tensors, tensors_checksum
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -20,8 +25,7 @@ def save_student(student: BcosStudent, directory: str | Path) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in student.state_dict().items()}
-    with atomic_path(directory / WEIGHTS_NAME, suffix=".safetensors") as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "aloe": "bcos-student"})
+    save_tensors(directory / WEIGHTS_NAME, state, metadata={"format": "pt", "aloe": "bcos-student"})
     student.config.to_json(directory / CONFIG_NAME)
 
 
@@ -46,13 +50,22 @@ def load_student(directory: str | Path, map_location: str | torch.device = "cpu"
         if not p.is_file():
             raise FileNotFoundError(f"student checkpoint is incomplete: {p} does not exist")
     student = BcosStudent(StudentConfig.from_json(cfg_path))
-    state = load_file(str(weights_path), device=str(map_location))
+    read_header(weights_path)  # a truncated or foreign file fails here, naming it
+    try:
+        state = load_file(str(weights_path), device=str(map_location))
+    except Exception as err:  # noqa: BLE001 - safetensors' own errors do not say which file
+        raise ValueError(f"student weights {weights_path} cannot be read: {err}") from err
     check_state_dict(student.state_dict(), state, str(weights_path))
     student.load_state_dict(state, strict=True)
     return student.to(map_location)
 
 
 def file_checksum(path: str | Path) -> str:
+    """sha256 of a file: for a ``.safetensors`` file over its tensors (name, dtype, shape, data;
+    ``aloe.tensorfile.tensors_checksum``), so header order and metadata do not change it; else over
+    its bytes."""
+    if Path(path).suffix == ".safetensors":
+        return tensors_checksum([path])
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

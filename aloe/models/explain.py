@@ -10,6 +10,7 @@ import torch
 
 from aloe.bcos import explanation_mode, to_six_channel
 from aloe.models.outputs import EncoderOutput
+from aloe.models.pixels import check_pixels
 from aloe.models.student import BcosStudent
 
 
@@ -22,14 +23,26 @@ class Explanation:
 
 
 def explain(student: BcosStudent, pixels: torch.Tensor, target: Callable[[EncoderOutput], torch.Tensor]) -> Explanation:
-    """``target`` maps the student output to one scalar per image, e.g. ``lambda o: o.pooler_output @ w``."""
+    """``target`` maps the student output to one scalar per image, e.g. ``lambda o: o.pooler_output @ w``.
+
+    ``pixels`` as for the student's forward: float RGB (N, 3, H, W) in [0, 1] in the weights' dtype
+    (``aloe.models.pixels``). The student has no classes of its own, so a class index is not a
+    target: put a linear head in the function (``lambda o: o.pooler_output @ head.weight[c]``).
+    """
     if not isinstance(student, BcosStudent):
         raise TypeError(f"explain() needs a B-cos student, got {type(student).__name__}; "
                         "explain a conventional teacher with a post-hoc method instead")
-    x6 = to_six_channel(pixels.to(next(student.parameters()).dtype)).detach().requires_grad_(True)
+    if not callable(target):
+        raise TypeError(f"explain(): target must be a function of the student output giving one scalar per image "
+                        f"(e.g. lambda o: o.pooler_output @ w), got {type(target).__name__} {target!r}; the student "
+                        "has no classes: for a class index put its head in the function")
+    check_pixels(pixels, student.weight_dtype, where="explain()")
+    x6 = to_six_channel(pixels).detach().requires_grad_(True)
     constants = {k: v.detach().clone().requires_grad_(True) for k, v in student.constant_inputs(x6.shape[0]).items()}
     with torch.enable_grad(), explanation_mode(student):
         value = target(student.forward_six(x6, constants=constants))
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"explain(): target returned {type(value).__name__}, not a tensor of one scalar per image")
         if value.ndim != 1 or value.shape[0] != x6.shape[0]:
             raise ValueError(f"target must return one scalar per image, shape ({x6.shape[0]},), got {tuple(value.shape)}")
         inputs = [x6, *constants.values()]

@@ -12,6 +12,7 @@ from torch import nn
 from aloe.bcos import (AttentionPooling, BcosConv2d, BcosConvStem, BcosLayerNorm, DynamicAttention, GatedMlp, Mlp,
                        to_six_channel)
 from aloe.models.outputs import EncoderOutput
+from aloe.models.pixels import check_pixels
 from aloe.models.rope import apply_rope, rope_inv_freq, rope_tables
 from aloe.models.student_config import StudentConfig
 
@@ -82,6 +83,10 @@ class BcosStudent(nn.Module):
     num_registers = property(lambda self: self.config.num_registers)
     num_prefix_tokens = property(lambda self: self.config.num_prefix_tokens)
 
+    @property
+    def weight_dtype(self) -> torch.dtype:
+        return self.norm.weight.dtype
+
     def constant_inputs(self, batch_size: int) -> dict[str, torch.Tensor]:
         """The additive constant inputs, expanded per sample (explain() differentiates through these)."""
         out = {}
@@ -121,7 +126,8 @@ class BcosStudent(nn.Module):
         return EncoderOutput(last, pooled, tuple(hidden) if hidden is not None else None)
 
     def forward(self, pixels: torch.Tensor, output_hidden_states: bool = False) -> EncoderOutput:
-        """``pixels``: raw RGB (N, 3, H, W) in [0, 1]."""
+        """``pixels``: raw RGB (N, 3, H, W) in [0, 1], in the weights' dtype (checked: ``aloe.models.pixels``)."""
+        check_pixels(pixels, self.weight_dtype)
         return self.forward_six(to_six_channel(pixels), output_hidden_states=output_hidden_states)
 
     def save_pretrained(self, directory: str | Path) -> None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FAMILIES = ("vit", "dinov3", "siglip")
+_KINDS = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+_WORDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
 STEMS = ("linear", "conv")
 
 
@@ -33,6 +35,20 @@ class StudentConfig:
     stem: str = "linear"
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            kinds = _KINDS[f.type]
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                raise ValueError(f"student config key {f.name!r} must be {_WORDS[f.type]}, got {value!r}")
+        for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "image_size", "patch_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"student config key {key!r} must be >= 1, got {getattr(self, key)}")
+        if self.num_registers < 0 or not self.eps > 0:
+            raise ValueError(f"student config keys 'num_registers' >= 0 and 'eps' > 0, got {self.num_registers}, "
+                             f"{self.eps}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"student config key 'hidden_size' {self.hidden_size} is not a multiple of "
+                             f"'num_heads' {self.num_heads}")
         if self.family not in FAMILIES:
             raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
         if self.stem not in STEMS:
@@ -59,11 +75,19 @@ class StudentConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> "StudentConfig":
-        data = json.loads(Path(path).read_text())
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON: {err}") from err
         if "aloe_student" not in data:
             raise ValueError(f"{path} is not an aloe student config (no 'aloe_student' key)")
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data["aloe_student"]) - fields
         if unknown:
             raise ValueError(f"{path}: unknown student config keys {sorted(unknown)}")
-        return cls(**data["aloe_student"])
+        try:
+            return cls(**data["aloe_student"])
+        except TypeError as err:  # a missing key
+            raise ValueError(f"{path}: {err}") from err
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from err

@@ -34,21 +34,27 @@ def _png(arr: np.ndarray) -> bytes:
 def write_shards(folder, n_shards: int, per_shard: int, seed: int = 0, corrupt_every: int = 0, prefix="train"):
     """Write ``n_shards`` tar shards of ``per_shard`` PNG samples with 'cls' labels.
 
-    With ``corrupt_every`` = k, every k-th sample carries undecodable image bytes.
+    With ``corrupt_every`` = k, every k-th sample carries undecodable image bytes. Each shard gets
+    its index (``aloe.data.shard_index``), as the data stage's shards do.
     """
+    from aloe.data.shard_index import write_index
+
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(seed)
     paths, i = [], 0
     for s in range(n_shards):
         path = os.path.join(folder, f"{prefix}-{s:05d}.tar")
+        keys = []
         with wds.TarWriter(path) as sink:
             for _ in range(per_shard):
                 label = int(rng.integers(0, len(COLOURS)))
                 data = _png(synthetic_image(rng, label))
                 if corrupt_every and i % corrupt_every == corrupt_every - 1:
                     data = b"not an image at all"
-                sink.write({"__key__": f"{prefix}{s:03d}_{i:06d}", "png": data, "cls": str(label)})
+                keys.append(f"{prefix}{s:03d}_{i:06d}")
+                sink.write({"__key__": keys[-1], "png": data, "cls": str(label)})
                 i += 1
+        write_index(path, keys)
         paths.append(path)
     return paths
 

@@ -1,6 +1,7 @@
 """The resumable shard stream: positions, rank split, corrupt samples, bad shard lists."""
 
 import itertools
+import tarfile
 
 import pytest
 import torch
@@ -48,19 +49,27 @@ def test_corrupt_samples_are_skipped_and_counted(tmp_path):
     s = _stream(paths, batch_size=3)
     batches = list(itertools.islice(iter(s), 5))  # the 15 good samples of the epoch
     assert sum(b.pixels.shape[0] for b in batches) == 15
-    # the 15th good sample is raw sample 19; the 20th (corrupt) has not been read yet
-    assert (s.stats.n_corrupt, s.stats.n_seen, s.state_dict()) == (4, 19, {"epoch": 0, "index": 19})
-    assert "train-00000.tar" in s.stats.corrupt_log[0]
+    # the 15th good sample is sample 19; the 20th (corrupt) has not been read yet
+    assert (s.stats.total, s.stats.n_samples, s.state_dict()) == (4, 20, {"epoch": 0, "index": 19})
+    assert s.stats.as_dict()["by_shard"] == {"train-00000.tar": {"corrupt_sample": 4}}
+    list(itertools.islice(iter(s), 10))  # two more epochs: the same 5 damaged samples, counted once
+    assert s.stats.total == 5 and s.epoch == 2
 
 
-def test_truncated_tar_is_counted(tmp_path):
+def test_truncated_tar_is_counted_by_key(tmp_path):
     (path,) = write_shards(tmp_path, n_shards=1, per_shard=12)
     data = open(path, "rb").read()
-    open(path, "wb").write(data[: len(data) // 2])
-    s = _stream([path], batch_size=2)
-    list(itertools.islice(iter(s), 12))
-    assert s.stats.n_corrupt >= 1
-    assert "unreadable tar" in s.stats.corrupt_log[0]
+    with tarfile.open(path) as tar:
+        members = tar.getmembers()
+    cut = len(data) // 2
+    intact = {m.name.split(".")[0] for m in members} - {m.name.split(".")[0] for m in members
+                                                          if m.offset_data + m.size > cut}  # fmt: skip
+    open(path, "wb").write(data[:cut])
+    s = _stream([path], batch_size=1)
+    got = [next(iter(s)) for _ in range(len(intact))]
+    assert len(got) == len(intact) and s.stats.total == 12 - len(intact) > 0
+    assert s.stats.notes == {"train-00000.tar": {"truncated_tar"}}
+    assert set(s.stats.as_dict()["by_reason"]) <= {"missing_sample", "incomplete_sample"}
 
 
 def test_labels_and_heldout_split(shards):
@@ -79,6 +88,8 @@ def test_bad_shard_lists_fail_clearly(tmp_path):
         expand_shards([])
     with pytest.raises(FileNotFoundError, match="missing-00000.tar"):
         expand_shards([str(tmp_path / "missing-{00000..00001}.tar")])
+    with pytest.raises(ValueError, match="'heldout_shards': shard https://host/x.tar is not a local file"):
+        expand_shards(["https://host/x.tar"], "heldout_shards")
 
 
 def test_loader_stream_resumes_and_counts(shards, tmp_path):
@@ -96,7 +107,7 @@ def test_loader_stream_resumes_and_counts(shards, tmp_path):
     bad = write_shards(tmp_path, n_shards=1, per_shard=20, corrupt_every=4)
     s = LoaderStream(bad, **{**kw, "batch_size": 3})
     list(itertools.islice(iter(s), 5))
-    assert s.stats.n_corrupt == 5 and "train-00000.tar" in s.stats.corrupt_log[0]
+    assert s.stats.as_dict()["by_shard"] == {"train-00000.tar": {"corrupt_image": 5}}
     with pytest.raises(ValueError, match="'data_loader'"):
         LoaderStream(bad, with_labels=True, **kw)
 

@@ -98,15 +98,35 @@ def test_bad_input_fails_before_training(teacher_dir, shards, tmp_path):
     assert not any((tmp_path / d / "checkpoints").exists() for d in "defghi")
 
 
-def test_corrupt_share_stops_training_only_above_threshold(teacher_dir, tmp_path):
-    bad = {"train": write_shards(tmp_path / "bad", 2, 16, corrupt_every=4), "heldout": []}
+def test_damaged_samples_are_counted_once_and_gate_training(teacher_dir, tmp_path):
+    bad = {"train": write_shards(tmp_path / "bad", 2, 16, corrupt_every=4),
+           "heldout": write_shards(tmp_path / "ho", 1, 8, seed=3, corrupt_every=4, prefix="heldout")}
     teacher = load_teacher(teacher_dir)
-    ok = base_config(tmp_path / "ok", bad, total_steps=3, max_corrupt_share=0.3, corrupt_check_after=8)
+    # 3 steps of 8 = the 24 good samples of the 32: all 8 damaged ones are met; 3 held-out evaluations
+    ok = base_config(tmp_path / "ok", bad, total_steps=3, eval_every=1, max_corrupt_share=0.3, corrupt_check_after=8)
     train(TrainConfig.from_dict(ok), teacher, bcosify(teacher))
-    assert json.load(open(tmp_path / "ok" / "result.json"))["corrupt_samples_rank0"] > 0
-    assert _lines(tmp_path / "ok")[-1]["corrupt_samples"] > 0
+    damaged = json.load(open(tmp_path / "ok" / "result.json"))["damaged_samples"]
+    assert (damaged["train"]["total"], damaged["train"]["samples"]) == (8, 32)
+    assert damaged["train"]["by_shard"] == {"train-00000.tar": {"corrupt_image": 4},
+                                            "train-00001.tar": {"corrupt_image": 4}}
+    assert (damaged["heldout"]["total"], damaged["heldout"]["samples"]) == (2, 8)  # 4 evaluations, counted once
+    assert _lines(tmp_path / "ok")[-1]["damaged_samples"] == 2
+    assert [x["damaged_samples"] for x in _lines(tmp_path / "ok") if x["kind"] == "train"][-1] == 8
+
+    def interrupt_at_1(step):
+        if step == 1:
+            os.kill(os.getpid(), signal.SIGUSR2)
+
+    resumed = base_config(tmp_path / "resumed", bad, **{k: ok[k] for k in ("total_steps", "eval_every",
+                                                                         "max_corrupt_share", "corrupt_check_after")})
+    with pytest.raises(TrainingInterrupted):
+        train(TrainConfig.from_dict(resumed), teacher, bcosify(teacher), on_step_end=interrupt_at_1)
+    train(TrainConfig.from_dict(resumed), teacher, bcosify(teacher))  # the checkpoint carries the record
+    assert json.load(open(tmp_path / "resumed" / "result.json"))["damaged_samples"] == damaged
+
     strict = base_config(tmp_path / "strict", bad, total_steps=3, max_corrupt_share=0.1, corrupt_check_after=8)
-    with pytest.raises(RuntimeError, match="corrupt, above config key 'max_corrupt_share'=0.1"):
+    with pytest.raises(RuntimeError, match=r"above config key 'max_corrupt_share'=0.1: training split: \d+ of 32 "
+                                           r"samples damaged .*train-0000\d.tar: \d+ \(corrupt_image \d+\)"):
         train(TrainConfig.from_dict(strict), teacher, bcosify(teacher))
 
 

@@ -32,7 +32,7 @@ def _make_shard_set(root, sizes, image_size=20, seed=3):
     """A classification set whose split 'train' has one shard per entry of ``sizes``.
 
     Shards are written one split at a time (write_split names them 000000.tar...), then moved
-    together so their sizes differ. Returns (shard paths, all keys).
+    together with their indexes so their sizes differ. Returns (shard paths, all keys).
     """
     classes = shape_classes(4)
     shards, keys = [], []
@@ -47,6 +47,7 @@ def _make_shard_set(root, sizes, image_size=20, seed=3):
         shard = part / entry["shards"][0]
         target = root / f"{s:06d}.tar"
         shard.rename(target)
+        shard.with_suffix(".parquet").rename(target.with_suffix(".parquet"))  # its index goes with it
         shards.append(str(target))
         keys += [f"s{s}_{i:08d}" for i in range(n)]
     return shards, keys

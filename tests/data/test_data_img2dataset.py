@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tarfile
 
 import pandas as pd
 import pytest
@@ -53,6 +55,21 @@ def test_download_counts_gate_and_resume(tiny_world, tmp_path):
     captions = sorted(s["txt"].decode() for s in samples)
     assert captions == sorted(manifest.loc[manifest["kind"] == "ok", "caption"])
     assert all(s["jpg"][:2] == b"\xff\xd8" for s in samples)
+    assert [s["__key__"] for s in samples] == sorted(s["__key__"] for s in samples)  # key order, not stored order
+
+    # 4. A real img2dataset shard cut at a member boundary: its own parquet counts every lost key.
+    shard = out / summary["shards"][0]
+    with tarfile.open(shard) as tar:
+        members = tar.getmembers()
+    stored = list(dict.fromkeys(m.name.split(".")[0] for m in members))  # download order
+    first = next(m for m in members if m.name.startswith(stored[5] + "."))
+    shutil.copy(shard.with_suffix(".parquet"), tmp_path / "cut.parquet")
+    (tmp_path / "cut.tar").write_bytes(shard.read_bytes()[: first.offset])
+    counter = SkipCounter()
+    kept = [s["__key__"] for s in iter_shard(tmp_path / "cut.tar", counter)]
+    assert kept == sorted(stored[:5])
+    assert sorted(k for _, k in counter.samples) == sorted(stored[5:])
+    assert set(counter.samples.values()) == {"missing_sample"} and counter.notes == {"cut.tar": {"truncated_tar"}}
 
 
 def test_bad_url_list_fails_before_download(tmp_path):

@@ -97,15 +97,17 @@ def test_order_and_augmentation_are_deterministic_and_resumable(shard_set):
 def test_damaged_shards_are_skipped_and_counted(shard_set, tmp_path):
     shards, _ = shard_set
     work = [shutil.copy(s, tmp_path) for s in shards]
+    for s in shards:
+        shutil.copy(Path(s).with_suffix(".parquet"), tmp_path)
     # Shard 3 (11 samples) truncated in the middle of its data.
     data = open(work[3], "rb").read()
-    open(work[3], "wb").write(data[: len(data) // 2])
+    cut = len(data) // 2
+    open(work[3], "wb").write(data[:cut])
     with tarfile.open(shards[3]) as tar:
         members = tar.getmembers()
-    survivors = {m.name.split(".")[0] for m in members if m.offset_data + m.size <= len(data) // 2}
-    complete = [k for k in survivors if sum(m.name.startswith(k + ".") and
-                m.offset_data + m.size <= len(data) // 2 for m in members) == 2]  # fmt: skip
-    # An extra shard with a corrupt image and a sample without any image.
+    complete = {m.name.split(".")[0] for m in members if m.name.endswith(".png") and m.offset_data + m.size <= cut}
+    complete &= {m.name.split(".")[0] for m in members if m.name.endswith(".cls") and m.offset_data + m.size <= cut}
+    # An extra shard (no index) with a corrupt image and a sample without any image.
     bad = tmp_path / "bad.tar"
     with tarfile.open(bad, "w") as tar:
         for name, payload in [("x_1.png", b"\x89PNG not really"), ("x_1.cls", b"0"), ("x_2.cls", b"1")]:
@@ -116,12 +118,16 @@ def test_damaged_shards_are_skipped_and_counted(shard_set, tmp_path):
 
     loader = make(work, num_workers=2)
     keys, _ = run(loader)
+    run(loader, epoch=1)  # met again in the next epoch: still counted once
     intact = sum(SIZES) - SIZES[3]
-    assert len(keys) == intact + len(complete)
-    counts = loader.skipped.as_dict()["by_shard"]
+    assert len(keys) == intact + len(complete) and 0 < len(complete) < SIZES[3]
+    skipped = loader.skipped.as_dict()
+    counts = skipped["by_shard"]
     assert counts[bad.name] == {"corrupt_image": 1, "missing_image": 1}
-    assert counts["000003.tar"]["truncated_tar"] == 1
+    assert sum(counts["000003.tar"].values()) == SIZES[3] - len(complete)  # every lost sample, by key
     assert set(counts) == {bad.name, "000003.tar"}
+    assert skipped["total"] == SIZES[3] - len(complete) + 2 and skipped["samples"] == sum(SIZES) + 2
+    assert skipped["shard_notes"] == {"000003.tar": ["truncated_tar"], "bad.tar": ["no_index"]}
 
 
 def test_augmentation_matches_plain_resize_at_full_scale():

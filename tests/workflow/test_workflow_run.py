@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pandas as pd
@@ -64,7 +67,8 @@ def test_tiny_dag_builds_every_table(tiny_run):
 def test_the_alignment_really_ran(tiny_run):
     summary = yaml.safe_load((tiny_run / "results/alignment_sets/synthetic/shards/summary.json").read_text())
     assert summary["failures_by_reason"] and summary["successes"] > 0  # the broken URLs were counted
-    metrics = (tiny_run / "results/align/demo_vit/main/lr0.001/metrics.jsonl").read_text().splitlines()
+    (metrics_file,) = (tiny_run / "results/align/demo_vit/main/lr0.001").glob("runs/*/metrics.jsonl")  # its run folder
+    metrics = metrics_file.read_text().splitlines()
     assert len(metrics) >= 20
 
 
@@ -108,3 +112,75 @@ def test_resource_edits_rerun_nothing(tiny_run):
     finally:
         (tiny_run / "config.yaml").write_text((ROOT / "config.yaml").read_text())
     assert counts == {}
+
+
+# A small target with an ALOE student and a B-cosification baseline (the teacher, the synthetic set's
+# download, splits, subsets and both trainings on the way), rebuilt in a fresh copy of the repository.
+SMALL_TARGET = ["results/metrics/linear_probe/demo_vit/aloe/shapes.json",
+                "results/metrics/linear_probe/demo_vit/bcosification/shapes.json"]
+# What two runs of one commit and config on one machine may differ in: timings, logs, and what
+# img2dataset writes in download order or with the loopback server's port (the alignment set's own
+# shards and their metadata; every reader takes their samples in key order).
+VOLATILE = re.compile(r"^results/(logs|benchmarks|jobs)/|^results/alignment_sets/[^/]+/(shards/|subset_[^/]+/.*\.tar$)")
+TIMING_KEYS = {"img_per_s", "seconds"}
+
+
+def copy_repository(dest: Path) -> Path:
+    """The working tree's files as git knows them (tracked and untracked-but-not-ignored), at the same
+    commit: its ``.git`` file points to this checkout's git folder, so records name the same code_version."""
+    git = ["git", "-C", str(ROOT)]
+    listed = subprocess.run([*git, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        if (ROOT / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+    gitdir = subprocess.run([*git, "rev-parse", "--absolute-git-dir"], capture_output=True, text=True, check=True)
+    (dest / ".git").write_text(f"gitdir: {gitdir.stdout.strip()}\n")
+    return dest
+
+
+def without_timings(path: Path) -> str:
+    """A JSON or JSON-lines file with its timing fields dropped (they measure the machine, not the result)."""
+    def drop(obj):
+        if isinstance(obj, dict):
+            return {k: drop(v) for k, v in obj.items() if k not in TIMING_KEYS}
+        return [drop(v) for v in obj] if isinstance(obj, list) else obj
+
+    text = path.read_text()
+    if path.suffix == ".jsonl":
+        return "\n".join(json.dumps(drop(json.loads(line)), sort_keys=True) for line in text.splitlines())
+    return json.dumps(drop(json.loads(text)), sort_keys=True)
+
+
+def tar_samples(path: Path) -> list[tuple[str, bytes]]:
+    """Member names and bytes, without img2dataset's per-sample .json (it holds the download URL)."""
+    with tarfile.open(path) as tar:
+        return [(m.name, tar.extractfile(m).read()) for m in tar.getmembers() if not m.name.endswith(".json")]
+
+
+def test_a_fresh_copy_reproduces_every_record_byte_for_byte(tiny_run, tmp_path):
+    repo = copy_repository(tmp_path / "repo")
+    env = dict(ENV, PYTHONPATH=str(repo))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *SMALL_TARGET, "--config", "preset=tiny"],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    produced = sorted(p.relative_to(repo).as_posix() for p in (repo / "results").rglob("*") if p.is_file())
+    compared, differ = 0, []
+    for rel in produced:
+        if VOLATILE.search(rel):
+            continue
+        mine, theirs = repo / rel, tiny_run / rel
+        if rel.endswith(("metrics.jsonl", "teacher.json", "train_summary.json")):
+            same = without_timings(mine) == without_timings(theirs)
+        else:
+            same = mine.read_bytes() == theirs.read_bytes()
+        compared += 1
+        differ += [] if same else [rel]
+    assert not differ, f"differ between two runs: {differ}"
+    for rel in (r for r in produced if r.endswith(".tar") and "/subset_" in r):  # sample order and image bytes
+        assert tar_samples(repo / rel) == tar_samples(tiny_run / rel), rel
+    kinds = {rel.rsplit(".", 1)[-1] for rel in produced if not VOLATILE.search(rel)}
+    assert compared > 40 and {"json", "safetensors", "txt", "tar", "pt"} <= kinds
+    for rel in SMALL_TARGET:  # the records themselves, byte for byte
+        assert (repo / rel).read_bytes() == (tiny_run / rel).read_bytes()

@@ -145,6 +145,7 @@ def training_keys(**extra):
         "patience",
         "ckpt_every",
         "num_workers",
+        "max_corrupt_share",
     )
     train = {k: ALIGN[k] for k in keys}
     train.update(objective="aloe", seed=STUDY["seed"], progress=False)
