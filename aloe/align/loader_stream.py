@@ -57,14 +57,22 @@ class LoaderStream:
 
     def __iter__(self) -> Iterator[Batch]:
         while True:
-            got_any = False
+            got_any = full = False
+            resumed = self._resume is not None
             for batch in self.loader.iterate(self.epoch, resume_state=self._resume):
                 self._resume = None  # from now on the loader's own state is current
                 got_any = True
                 if batch.pixels.shape[0] < self.batch_size:
                     self.dropped_remainder += batch.pixels.shape[0]
                     continue
+                full = True
                 yield Batch(batch.pixels, None)
-            if not got_any and self._resume is None:
+            if not got_any and not resumed:
                 raise RuntimeError(f"rank {self.loader.rank}: epoch {self.epoch} yielded no samples from the shards")
+            if got_any and not full and not resumed:
+                # every epoch would be one dropped remainder: training would wait forever
+                raise RuntimeError(
+                    f"rank {self.loader.rank}: an epoch of the training shards holds fewer samples than one "
+                    f"micro-batch ({self.batch_size}; {self.dropped_remainder} dropped); use more data (a larger "
+                    "fraction) or a smaller 'micro_batch'")
             self.epoch, self._resume = self.epoch + 1, None

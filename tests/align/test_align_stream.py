@@ -118,3 +118,13 @@ def test_keys_file_restricts_samples(shards, tmp_path):
     n = sum(b.pixels.shape[0] for b in heldout_batches(shards["heldout"], rank=0, world_size=1, batch_size=2,
                                                         image_size=32, keys_file=str(keys)))
     assert n == 3
+
+
+def test_fewer_samples_than_a_batch_fails_instead_of_waiting_forever(tmp_path):
+    """A tiny subset (e.g. 0.1 % of a small set) drops its only, partial batch every epoch."""
+    from aloe.align.loader_stream import LoaderStream
+
+    few = write_shards(tmp_path, n_shards=1, per_shard=3)
+    stream = LoaderStream(few, rank=0, world_size=1, seed=0, batch_size=8, image_size=32, shuffle_buffer=8)
+    with pytest.raises(RuntimeError, match=r"fewer samples than one micro-batch \(8; 3 dropped\)"):
+        next(iter(stream))
