@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from aloe.io import write_text
+from aloe.io import make_temp_dir, share_modes, write_text
 
 LATEST = "latest"
 
@@ -40,12 +39,13 @@ def save_checkpoint(
     if (final / "state.pt").is_file():  # this step boundary is already saved (same state): keep it
         write_text(root / LATEST, final.name + "\n")
         return final
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
+    tmp = make_temp_dir(root, prefix=f".{final.name}.")
     try:
         for name, module in modules.items():
             if _has_state(module):
                 safetensors.torch.save_model(module, str(tmp / f"{name}.safetensors"))
         torch.save(state, tmp / "state.pt")
+        share_modes(tmp)  # safetensors writes 0600
         if final.exists():  # a leftover without state.pt cannot be a complete checkpoint
             shutil.rmtree(final)
         os.replace(tmp, final)
