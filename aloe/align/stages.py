@@ -71,14 +71,12 @@ def alignment_job(result: str | os.PathLike, *, teacher: str, teacher_depth: int
     return AlignJob(job, result=str(result))
 
 
-MANIFEST_SUFFIXES = (".json", ".parquet", ".txt")
-
-
 def data_fingerprint(paths: Sequence[str | os.PathLike | None]) -> str:
-    """sha256 over what defines a run's data: the manifests of each shard folder (summary, subset
-    and split files, img2dataset's per-shard parquet key lists: their content) plus each tar's
-    name and size, and the content of keys files. Re-downloaded or re-split data gives another
-    fingerprint, hence another run folder; reading it costs no pass over the images."""
+    """sha256 over what defines a run's data: each shard folder's tar names and sizes and the
+    content of keys files (one sorted key per line). Re-downloaded, re-split or re-subset data
+    gives another fingerprint, hence another run folder; reading it costs no pass over the images.
+    Metadata that differs between identical downloads (img2dataset's parquet with the server's
+    URLs, the summary's temp paths) stays out, so identical data finds the same folder."""
     digest = hashlib.sha256()
     for path in paths:
         if path is None:
@@ -86,7 +84,7 @@ def data_fingerprint(paths: Sequence[str | os.PathLike | None]) -> str:
         path = Path(path)
         files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
         for f in files:
-            if f.suffix in MANIFEST_SUFFIXES:
+            if f.suffix == ".txt":
                 digest.update(f"{f.name}\0".encode() + f.read_bytes())
             elif f.suffix == ".tar":
                 digest.update(f"{f.name}\0{f.stat().st_size}\n".encode())

@@ -77,7 +77,9 @@ def test_changed_data_changes_the_run_folder(teacher_dir, shards, tmp_path):
     cfg = dict(total_steps=2, global_batch=8, micro_batch=4, num_workers=0)
     before = alignment_job(tmp_path / "r" / "result.json", teacher=teacher_dir, teacher_depth=3, b=2, stem="linear",
                            train=cfg, shards=str(data))
-    (data / "summary.json").write_text('{"count": 96}')  # e.g. the set was downloaded again
+    first = sorted(data.glob("*.tar"))[0]
+    shutil.copy(first, data / "train-99999.tar")  # e.g. the set was downloaded again, with more samples
+    (data / "summary.json").write_text('{"url_list": "/tmp/other"}')
     after = alignment_job(tmp_path / "r" / "result.json", teacher=teacher_dir, teacher_depth=3, b=2, stem="linear",
                           train=cfg, shards=str(data))
     assert before.job["data"] != after.job["data"]
