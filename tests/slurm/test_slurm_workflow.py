@@ -48,8 +48,9 @@ def _running_alignment(workdir: Path, slurm) -> str | None:
         record = read_record_file(path)
         if "/main/" not in record.output or record.state != "submitted":
             continue
-        metrics = Path(record.output).parent / "metrics.jsonl"
-        if metrics.exists() and metrics.read_text().strip():
+        # Training writes into runs/<digest of settings and data>/ beside the workflow's result.
+        started = [m for m in Path(record.output).parent.glob("runs/*/metrics.jsonl") if m.read_text().strip()]
+        if started:
             state = slurm.run("squeue", "-h", "-j", record.job_id, "-o", "%T", check=False).strip()
             if state == "RUNNING":
                 return record.job_id
