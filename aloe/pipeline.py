@@ -164,13 +164,30 @@ def run_stage(fn: str, kwargs: Mapping[str, Any], *, launch: Mapping[str, Any] |
         return result
 
 
+def stage_resources(config: Mapping[str, Any], stage: str) -> dict[str, Any]:
+    """The resources of one job of ``stage``: the preset's ``cluster`` keys under its
+    ``resources.<stage>`` block."""
+    study = config[config["preset"]]
+    if stage not in study["resources"]:
+        raise KeyError(f"no {config['preset']}.resources.{stage} block in the config")
+    return {**study.get("cluster", {}), **study["resources"][stage]}
+
+
+def rule_resources(config: Mapping[str, Any], stage: str) -> dict[str, int]:
+    """Snakemake ``resources`` of a rule whose job uses the ``stage`` block (gpus, cpus, mem_mib;
+    :func:`aloe.launch.resources.job_claim`)."""
+    from aloe.launch.resources import job_claim
+
+    return job_claim(stage_resources(config, stage))
+
+
 def launch_settings(config: Mapping[str, Any], stage: str, rule: str) -> dict[str, Any]:
     """The launcher settings of a job-running rule, read from the workflow config when it runs:
     the preset's ``cluster`` keys under its ``resources.<stage>`` block, ``launcher`` options, and
     ``results/jobs/<stage>`` for job logs and records. Jobs are named ``aloe.<rule>`` unless the
     resources name them, so squeue / sacct show which stage a job belongs to."""
     study = config[config["preset"]]
-    resources = {**study.get("cluster", {}), **study["resources"][stage]}
+    resources = stage_resources(config, stage)
     resources.setdefault("name", f"aloe.{rule}")
     return {"resources": resources, "executor": study["launcher"]["executor"],
             "detach_on_interrupt": study["launcher"]["detach_on_interrupt"], "log_dir": f"results/jobs/{stage}"}

@@ -129,6 +129,22 @@ def escalate(resources: Mapping[str, Any], failures: int) -> dict[str, Any]:
     return res
 
 
+def job_claim(resources: Mapping[str, Any]) -> dict[str, int]:
+    """What one job of a resource block holds on the cluster, as Snakemake ``resources`` of the rule
+    that waits for it, so that ``--resources gpus=N`` (``cpus=``, ``mem_mb=``) caps what the workflow
+    holds at once: ``gpus`` = nodes x gpus_per_node (0 without gpus_per_node), ``cpus`` = nodes x
+    tasks_per_node x cpus_per_task (1 each when absent, as sbatch counts), ``mem_mib`` = nodes x
+    mem_gb x 1024 (sbatch --mem's G are GiB; Snakemake derives ``mem_mb`` from it; left out
+    without mem_gb: the cluster default applies)."""
+    res = check_resources(resources)
+    nodes = res.get("nodes", 1)
+    claim = {"gpus": nodes * res.get("gpus_per_node", 0),
+             "cpus": nodes * res.get("tasks_per_node", 1) * res.get("cpus_per_task", 1)}
+    if "mem_gb" in res:
+        claim["mem_mib"] = int(math.ceil(nodes * res["mem_gb"] * 1024))
+    return claim
+
+
 def _capped(value: float, cap: float | None) -> float:
     value = min(value, cap) if cap is not None else value
     return int(value) if float(value).is_integer() else round(value, 3)

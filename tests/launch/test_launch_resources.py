@@ -149,3 +149,15 @@ def test_inprocess_runs_in_this_process_without_record(tmp_path: Path) -> None:
     assert result == os.getpid()
     assert not (tmp_path / "logs").exists()  # no job, no record
     assert not (tmp_path / "logs").exists()
+
+
+def test_job_claim_counts_what_the_whole_job_holds() -> None:
+    from aloe.launch.resources import job_claim
+
+    claim = job_claim({"nodes": 2, "gpus_per_node": 4, "tasks_per_node": 4, "cpus_per_task": 6, "mem_gb": 100,
+                       "timeout_min": 60, "partition": "gpu"})
+    assert claim == {"gpus": 8, "cpus": 48, "mem_mib": 204800}
+    assert job_claim({"cpus_per_task": 16, "mem_gb": 0.5}) == {"gpus": 0, "cpus": 16, "mem_mib": 512}
+    assert job_claim({}) == {"gpus": 0, "cpus": 1}  # no mem_gb: the cluster's default memory, not claimed
+    with pytest.raises(ValueError, match="resources.gpus_per_node"):
+        job_claim({"gpus_per_node": "8"})

@@ -17,6 +17,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).parent))
+from test_workflow_static import job_blocks  # noqa: E402
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1")
 
 
@@ -44,7 +46,9 @@ def planned(out: str) -> dict[str, int]:
 def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("tiny")
     (workdir / "config.yaml").write_text((ROOT / "config.yaml").read_text())
-    snakemake(workdir, "--cores", "2")
+    # the tiny preset's GPU stages ask for one GPU each: the cap lets one of them run at a time
+    out = snakemake(workdir, "--cores", "2", "--resources", "gpus=1")
+    (workdir / "first_run.out").write_text(out)
     return workdir
 
 
@@ -62,6 +66,23 @@ def test_tiny_dag_builds_every_table(tiny_run):
     assert all(math.isfinite(v) for v in t2["value"])
     tex = (tables / "table2.tex").read_text()
     assert tex.count(r"\begin{tabular}") == 1 and r"\bottomrule" in tex
+
+
+def test_gpu_cap_holds_one_gpu_job_at_a_time(tiny_run):
+    """`--resources gpus=1`: no GPU-claiming job starts while another one runs; CPU jobs still do."""
+    gpu_jobs, running, most, overlapped_cpu = set(), set(), 0, False
+    for job in job_blocks((tiny_run / "first_run.out").read_text()):
+        if "finished" in job:
+            running.discard(job["finished"])
+        elif int(job["resources"].get("gpus", 0)) > 0:
+            gpu_jobs.add(job["jobid"])
+            running.add(job["jobid"])
+            most = max(most, len(running & gpu_jobs))
+        elif running & gpu_jobs:
+            overlapped_cpu = True
+    assert len(gpu_jobs) > 50  # align, features, probes, explanations
+    assert most == 1
+    assert overlapped_cpu  # the cap counts GPUs, not jobs: cores=2 still runs a CPU job beside a GPU one
 
 
 def test_the_alignment_really_ran(tiny_run):

@@ -33,6 +33,58 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
+def job_blocks(output: str) -> list[dict]:
+    """The jobs a Snakemake run or dry run printed, in order: rule, jobid, resources (name -> text);
+    and the jobids in the order their 'Finished jobid' lines came, under the key 'finished'."""
+    jobs, finished, current = [], [], None
+    for line in output.splitlines():
+        if m := re.match(r"^(?:local)?rule (\w+):$", line):
+            current = {"rule": m.group(1), "resources": {}}
+            jobs.append(current)
+        elif current is not None and line.startswith("    "):
+            key, _, value = line.strip().partition(": ")
+            if key == "jobid":
+                current["jobid"] = int(value)
+            elif key == "resources":
+                current["resources"] = dict(item.partition("=")[::2] for item in value.split(", "))
+        else:
+            current = None
+        if m := re.match(r"^Finished jobid: (\d+)", line):
+            jobs.append({"finished": int(m.group(1))})
+    return jobs
+
+
+def test_paper_rules_declare_the_gpus_cpus_and_memory_of_their_jobs():
+    """`--resources gpus=N` caps the GPUs held at once: each rule declares what its job asks for."""
+    out = snakemake("-n", "--profile", "slurm")
+    declared = {}
+    for job in job_blocks(out.stdout + out.stderr):
+        if "rule" in job:
+            res = job["resources"]
+            declared.setdefault(job["rule"], set()).add(
+                (int(res.get("gpus", 0)), int(res.get("cpus", 0)), int(res.get("mem_mib", 0))))
+    res = yaml.safe_load((ROOT / "config.yaml").read_text())["paper"]["resources"]
+    assert res["align"]["nodes"] * res["align"]["gpus_per_node"] == 8
+    assert declared["align_run"] == declared["baseline_run"] == {(8, 8 * 12, 480 * 1024)}
+    assert declared["features"] == {(1, 12, 64 * 1024)}
+    for rule in ("linear_probe", "knn", "zero_shot", "dense_probe"):
+        assert declared[rule] == {(1, 8, 64 * 1024)}, rule
+    assert declared["gridpg"] == declared["explanation_grid"] == {(1, 8, 64 * 1024)}
+    assert declared["teacher"] == {(0, 4, 32 * 1024)}  # a CPU job: no GPUs
+    assert declared["prepare_eval_dataset"] == {(0, 16, 64 * 1024)}
+    for rule in ("table", "select_alignment", "install_baseline", "alignment_splits", "all"):
+        assert declared[rule] == {(0, 0, 0)}, rule  # runs on the submit host, holds nothing on the cluster
+
+
+def test_slurm_profile_caps_the_gpus_and_the_command_line_replaces_it():
+    from snakemake.cli import parse_args
+
+    _, args = parse_args(["--profile", str(ROOT / "slurm")])
+    assert {k: v.value for k, v in args.resources.items()} == {"gpus": 32}
+    _, args = parse_args(["--profile", str(ROOT / "slurm"), "--resources", "gpus=64"])
+    assert {k: v.value for k, v in args.resources.items()} == {"gpus": 64}
+
+
 def test_paper_dry_run_plans_the_study_without_network():
     out = snakemake("-n", "--profile", "slurm", "--quiet", "rules")
     counts = job_counts(out.stdout + out.stderr)

@@ -15,6 +15,8 @@ rule align_run:
         setting="main|[a-z]+-[A-Za-z0-9_.-]+",
     conda:
         "../../envs/align.yaml"
+    resources:
+        **job_resources("align"),
     params:
         fn="aloe.align.stages:alignment_job",
         kwargs=run_kwargs,
@@ -57,6 +59,8 @@ rule baseline_run:
         "results/benchmarks/align/{teacher}/bcosification.tsv"
     conda:
         "../../envs/align.yaml"
+    resources:
+        **job_resources("align"),
     params:
         fn="aloe.align.stages:alignment_job",
         kwargs=baseline_kwargs,

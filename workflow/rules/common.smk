@@ -1,6 +1,7 @@
 # Shared helpers: the selected study block, naming of backbones and alignment runs, launch stages.
 import os
 
+from aloe.pipeline import rule_resources
 from aloe.registry import TABLE_NAMES, check_study
 
 
@@ -31,6 +32,13 @@ def launch_block(stage):
         stage in STUDY["resources"]
     ), f"no resources.{stage} block in the config preset"
     return {"stage": stage}
+
+
+def job_resources(stage):
+    """Snakemake resources of a job-running rule: what its job holds on the cluster (gpus, cpus,
+    mem_mib of the stage's resource block), so that `--resources gpus=N` caps the GPUs held at once.
+    Resources never rerun a finished stage."""
+    return rule_resources(config, stage)
 
 
 def teacher_source(teacher):

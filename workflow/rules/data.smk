@@ -41,6 +41,8 @@ rule download_alignment_set:
         "results/benchmarks/data/download_{aset}.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        **job_resources("data"),
     params:
         fn=lambda w: (
             "aloe.data.synthetic_world:download_synthetic_alignment_set"
@@ -88,6 +90,8 @@ rule alignment_subset:
         "results/benchmarks/data/subset_{aset}_{subset}.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        **job_resources("data"),
     params:
         fn="aloe.data.subsets:materialize_subset",
         kwargs=lambda w: dict(
@@ -110,6 +114,8 @@ rule prepare_eval_dataset:
         "results/benchmarks/data/eval_{dataset}.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        **job_resources("data"),
     params:
         fn="aloe.data.eval_datasets:prepare_eval_dataset",
         kwargs=lambda w: dict(

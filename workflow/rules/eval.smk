@@ -15,6 +15,8 @@ rule features:
         "results/benchmarks/eval/features/{teacher}/{variant}/{dataset}.tsv"
     conda:
         "../../envs/eval.yaml"
+    resources:
+        **job_resources("features"),
     params:
         fn="aloe.eval.stages:run_extract_train_test",
         kwargs=lambda w: dict(
@@ -50,6 +52,8 @@ rule linear_probe:
         "results/benchmarks/eval/linear_probe/{teacher}/{variant}/{dataset}.tsv"
     conda:
         "../../envs/eval.yaml"
+    resources:
+        **job_resources("probe"),
     params:
         fn="aloe.eval.stages:run_linear_probe",
         kwargs=lambda w: dict(
@@ -83,6 +87,8 @@ rule knn:
         "results/benchmarks/eval/knn/{teacher}/{variant}/{dataset}.tsv"
     conda:
         "../../envs/eval.yaml"
+    resources:
+        **job_resources("probe"),
     params:
         fn="aloe.eval.stages:run_knn",
         kwargs=lambda w: dict(
@@ -111,6 +117,8 @@ rule zero_shot:
         "results/benchmarks/eval/zero_shot/{teacher}/{variant}/{dataset}/{templates}.tsv"
     conda:
         "../../envs/eval.yaml"
+    resources:
+        **job_resources("probe"),
     params:
         fn="aloe.eval.stages:run_zeroshot",
         kwargs=lambda w: dict(
@@ -148,6 +156,8 @@ rule dense_probe:
         "results/benchmarks/eval/dense/{teacher}/{variant}/{task}.tsv"
     conda:
         "../../envs/eval.yaml"
+    resources:
+        **job_resources("probe"),
     params:
         fn="aloe.eval.stages:run_dense_probe",
         kwargs=lambda w: dict(
@@ -177,6 +187,8 @@ rule gridpg:
         "results/benchmarks/eval/gridpg/{teacher}/{variant}/{method}.tsv"
     conda:
         "../../envs/eval.yaml"
+    resources:
+        **job_resources("explain"),
     params:
         fn="aloe.eval.stages:run_gridpg",
         kwargs=lambda w: dict(
@@ -201,6 +213,8 @@ rule deletion:
         "results/benchmarks/eval/deletion/{teacher}/{variant}/{method}.tsv"
     conda:
         "../../envs/eval.yaml"
+    resources:
+        **job_resources("explain"),
     params:
         fn="aloe.eval.stages:run_deletion",
         kwargs=lambda w: dict(

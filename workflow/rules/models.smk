@@ -10,6 +10,8 @@ rule teacher:
         "results/benchmarks/models/teacher_{teacher}.tsv"
     conda:
         "../../envs/models.yaml"
+    resources:
+        **job_resources("teacher"),
     params:
         fn="aloe.models.teacher_stage:prepare_teacher",
         kwargs=lambda w: dict(

@@ -126,6 +126,8 @@ rule explanation_grid:
         "results/benchmarks/tables/explanations.tsv"
     conda:
         "../../envs/eval.yaml"
+    resources:
+        **job_resources("explain"),
     params:
         fn="aloe.tables.explanations:explanation_grid",
         kwargs=dict(
