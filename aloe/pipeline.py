@@ -193,14 +193,21 @@ def launch_settings(config: Mapping[str, Any], stage: str, rule: str) -> dict[st
             "detach_on_interrupt": study["launcher"]["detach_on_interrupt"], "log_dir": f"results/jobs/{stage}"}
 
 
+def stage_kwargs(rule: str, params: Mapping[str, Any], inputs: Any, outputs: Any) -> dict[str, Any]:
+    """The keyword arguments of a rule's stage function: ``params.kwargs`` plus its named input and
+    output files (Snakemake ``Namedlist``s)."""
+    kwargs = dict(params.get("kwargs", {}))
+    for name, value in list(inputs.items()) + list(outputs.items()):
+        if name in kwargs:
+            raise ValueError(f"rule {rule}: {name!r} is both a file and a config value")
+        kwargs[name] = value
+    return kwargs
+
+
 def run_snakemake_job(smk: Any) -> Any:
     """Entry point of ``workflow/scripts/stage.py``: unpack the rule and call :func:`run_stage`."""
     params = dict(smk.params.items())
-    kwargs = dict(params.get("kwargs", {}))
-    for name, value in list(smk.input.items()) + list(smk.output.items()):
-        if name in kwargs:
-            raise ValueError(f"rule {smk.rule}: {name!r} is both a file and a config value")
-        kwargs[name] = value
+    kwargs = stage_kwargs(smk.rule, params, smk.input, smk.output)
     launch = params.get("launch")
     if launch is not None:
         launch = dict(launch_settings(smk.config, launch["stage"], smk.rule),

@@ -1,5 +1,7 @@
-"""What the pipeline has submitted, and a way to cancel all of it.
+"""What the pipeline will submit, what it has submitted, and a way to cancel all of it.
 
+    python -m aloe.launch plan [TARGET ...] [--config preset=paper] [--configfile=F ...] [--csv PATH]
+                                             # jobs, submissions and GPU-hours per stage (aloe.launch.plan)
     python -m aloe.launch status [RESULTS]   # one line per job record under RESULTS (default: results)
     python -m aloe.launch cancel [RESULTS]   # cancel every job still in flight (one scancel), mark it cancelled
 
@@ -50,9 +52,37 @@ def cancel(root: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aloe.launch", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("status", "cancel"))
-    parser.add_argument("results", nargs="?", default="results", type=Path, help="the results folder (default: results)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("status", "cancel"):
+        sub = commands.add_parser(name)
+        sub.add_argument("results", nargs="?", default="results", type=Path,
+                         help="the results folder (default: results)")
+    sub = commands.add_parser("plan", description="Per stage: jobs, submissions, allocations, GPUs per job, requested "
+                              "and expected GPU-hours of what Snakemake would run for TARGETs. Run from the workflow "
+                              "folder.")
+    sub.add_argument("targets", nargs="*", help="Snakemake targets (files or rules; default: the whole study)")
+    sub.add_argument("--config", nargs="+", default=[], metavar="KEY=VALUE", help="as for Snakemake, e.g. preset=paper")
+    sub.add_argument("--configfile", nargs="+", default=[], metavar="FILE",
+                     help="as for Snakemake (use --configfile=F before targets)")
+    sub.add_argument("--csv", type=Path, help="also write the table as CSV here")
+    sub.add_argument("--snakefile", default="Snakefile")
     args = parser.parse_args(argv)
+    if args.command == "plan":
+        from aloe.launch.dag import parse_config_entries
+        from aloe.launch.plan import run_plan
+
+        try:
+            parse_config_entries(args.config)
+        except ValueError as err:
+            parser.error(f"--config: {err}; put targets before --config, or write --config=KEY=VALUE")
+        from snakemake.exceptions import RuleException, WorkflowError
+
+        try:
+            print(run_plan(args.targets, args.config, args.configfile, args.csv, args.snakefile), end="")
+        except (WorkflowError, RuleException, ValueError, KeyError) as err:  # a bad target, config or schema violation
+            print(f"plan: {type(err).__name__}: {err}", file=sys.stderr)
+            return 1
+        return 0
     if not args.results.is_dir():
         parser.error(f"{args.results} is not a folder")
     return {"status": status, "cancel": cancel}[args.command](args.results)

@@ -11,51 +11,26 @@ import inspect
 import json
 import sys
 from collections import Counter
-from pathlib import Path
 
-from snakemake.api import SnakemakeApi
-from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings
-
+from aloe.launch.dag import dag_jobs, job_call
 from aloe.pipeline import import_callable, launch_settings
-
-
-def stage_call(job) -> tuple[str, dict] | None:
-    params = dict(job.params.items())
-    if "fn" not in params:
-        return None
-    kwargs = dict(params.get("kwargs", {}))
-    for name, value in list(job.input.items()) + list(job.output.items()):
-        if name in kwargs:
-            raise ValueError(f"{name!r} is both a file and a config value")
-        kwargs[name] = value
-    return params["fn"], kwargs
 
 
 def main(preset: str, configfiles: list[str]) -> None:
     counts, problems, signatures = Counter(), [], {}
-    with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
-        workflow_api = api.workflow(
-            resource_settings=ResourceSettings(cores=1),
-            config_settings=ConfigSettings(config={"preset": preset}, configfiles=[Path(f) for f in configfiles]),
-            snakefile=Path("Snakefile"),
-        )
-        dag_api = workflow_api.dag(dag_settings=DAGSettings(forceall=True))
-        workflow = dag_api.workflow_api._workflow  # the DAG itself has no public API
-        workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True, nolock=True)
-        workflow._build_dag()
-        for job in workflow.dag.jobs:
+    with dag_jobs(config={"preset": preset}, configfiles=configfiles, forceall=True) as (config, jobs):
+        for job in jobs:
             counts[job.rule.name] += 1
             try:
-                call = stage_call(job)
+                call = job_call(job)
                 if call is None:
                     continue
-                fn, kwargs = call
+                fn, kwargs, launch = call
                 if fn not in signatures:
                     signatures[fn] = inspect.signature(import_callable(fn))
                 signatures[fn].bind(**kwargs)
-                launch = dict(job.params.items()).get("launch")
                 if launch is not None:
-                    launch_settings(workflow.config, launch["stage"], job.rule.name)
+                    launch_settings(config, launch["stage"], job.rule.name)
             except Exception as err:  # noqa: BLE001 - every failure is reported with its job
                 problems.append(f"{job.rule.name} {sorted(job.wildcards.items())}: {type(err).__name__}: {err}")
     print(json.dumps({"counts": dict(counts), "problems": problems}))

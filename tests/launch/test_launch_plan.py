@@ -1,0 +1,122 @@
+"""``python -m aloe.launch plan``: the pre-flight plan agrees with Snakemake's own dry run, job for
+job, and books GPU-hours from the resource blocks of config.yaml."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aloe.launch.estimate import estimate
+from aloe.launch.plan import COLUMNS, PlannedJob, plan, to_csv
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1")
+CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+# which resource block each job-running rule names (workflow/rules/*.smk, params.launch)
+STAGE_RULES = {
+    "teacher": ["teacher"],
+    "data": ["download_alignment_set", "alignment_subset", "prepare_eval_dataset"],
+    "align": ["align_run", "baseline_run"],
+    "features": ["features"],
+    "probe": ["linear_probe", "knn", "zero_shot", "dense_probe"],
+    "explain": ["gridpg", "deletion", "explanation_grid"],
+}
+
+
+def dry_run_counts(*args: str) -> dict[str, int]:
+    out = subprocess.run([sys.executable, "-m", "snakemake", *args, "-n", "--quiet", "rules"], cwd=ROOT, env=ENV,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = (out.stdout + out.stderr).split("Job stats:")[1].split("Reasons:")[0]
+    return {m.group(1): int(m.group(2)) for line in table.splitlines()
+            if (m := re.match(r"^(\w+)\s+(\d+)$", line.strip())) and m.group(1) != "total"}
+
+
+def run_plan(tmp_path: Path, *args: str) -> tuple[str, dict[str, dict[str, str]], list[str]]:
+    out = subprocess.run([sys.executable, "-m", "aloe.launch", "plan", *args, "--csv", str(tmp_path / "plan.csv")],
+                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    with open(tmp_path / "plan.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert tuple(reader.fieldnames) == COLUMNS
+    return out.stdout, {r["stage"]: r for r in rows}, [r["stage"] for r in rows]
+
+
+def expected_jobs(counts: dict[str, int]) -> dict[str, int]:
+    jobs = {stage: sum(counts.get(r, 0) for r in rules) for stage, rules in STAGE_RULES.items()}
+    jobs["local"] = sum(counts.values()) - sum(jobs.values())
+    return {stage: n for stage, n in jobs.items() if n}
+
+
+def test_plan_of_the_paper_study_matches_the_dry_run(tmp_path):
+    counts = dry_run_counts("--config", "preset=paper")
+    text, rows, order = run_plan(tmp_path, "--config", "preset=paper")
+    jobs = expected_jobs(counts)
+    assert order == [*jobs, "total"]  # the resource blocks in config order, local, then total
+    assert {s: int(r["jobs"]) for s, r in rows.items() if s != "total"} == jobs
+    assert int(rows["total"]["jobs"]) == sum(counts.values()) == 881
+    assert jobs["align"] == 52 and jobs["features"] == 263 and jobs["probe"] == 465
+    res = CONFIG["paper"]["resources"]
+    for stage in STAGE_RULES:
+        r, block = rows[stage], res[stage]
+        gpus = block.get("nodes", 1) * block.get("gpus_per_node", 0)
+        assert int(r["submissions"]) == int(r["allocations"]) == jobs[stage], stage  # no packing yet
+        assert int(r["gpus_per_job"]) == gpus, stage
+        assert float(r["requested_gpu_hours"]) == pytest.approx(block["timeout_min"] / 60 * gpus * jobs[stage]), stage
+    assert float(rows["align"]["requested_gpu_hours"]) == 52 * 8 * 48
+    assert rows["local"]["submissions"] == "0" and rows["local"]["gpus_per_job"] == "0"
+    assert int(rows["total"]["submissions"]) == sum(jobs[s] for s in STAGE_RULES) == 819
+    assert float(rows["total"]["requested_gpu_hours"]) == pytest.approx(
+        sum(float(rows[s]["requested_gpu_hours"]) for s in STAGE_RULES))
+    # expected GPU-hours: the per-job estimate adds up to the study-level one of paper_gpu_hours.py
+    by_row = dict((name, hours) for name, _, hours in estimate(CONFIG["paper"]))
+    align_rows = [h for name, h in by_row.items() if name.startswith("align")]
+    assert float(rows["align"]["expected_gpu_hours"]) == pytest.approx(sum(align_rows), abs=0.01)
+    # features: the 190 main-backbone jobs of the estimate plus ablation variants and NYUv2
+    assert float(rows["features"]["expected_gpu_hours"]) > by_row["features: every main backbone on the 10 datasets"]
+    assert rows["probe"]["expected_gpu_hours"] == rows["explain"]["expected_gpu_hours"] == ""  # no throughput
+    assert rows["teacher"]["expected_gpu_hours"] == "0.00"  # CPU jobs: no GPU-hours
+    assert "align" in text and "19,968" in text and "align_run: 49, baseline_run: 3" in text
+
+
+def test_plan_of_one_table_matches_its_dry_run(tmp_path):
+    target = "results/tables/table2.tex"
+    counts = dry_run_counts(target, "--config", "preset=paper")
+    text, rows, _ = run_plan(tmp_path, target, "--config", "preset=paper")
+    jobs = expected_jobs(counts)
+    assert {s: int(r["jobs"]) for s, r in rows.items() if s != "total"} == jobs
+    # the three main teachers, each as teacher, B-cosification baseline and ALOE, on the 10 datasets
+    assert counts["linear_probe"] == jobs["probe"] == 9 * 10
+    assert "explain" not in rows and "knn" not in counts
+    assert int(rows["total"]["jobs"]) == sum(counts.values())
+    assert text.startswith(f"Plan of preset paper: {target}")
+
+
+def test_plan_rows_follow_the_resource_blocks():
+    config = {"preset": "p", "p": {
+        "launcher": {"executor": "slurm"}, "teachers": {"t": {"source": "nowhere/model"}},
+        "cluster": {"partition": "gpu"},
+        "resources": {"big": {"nodes": 2, "gpus_per_node": 4, "timeout_min": 90}, "cpu": {"cpus_per_task": 4},
+                      "unused": {"gpus_per_node": 1}}}}
+    jobs = [PlannedJob("train", "big", "aloe.x:y", {}, "t")] * 3 + [PlannedJob("prep", "cpu")] * 2 + [
+        PlannedJob("table", None)]
+    rows = plan(config, jobs)
+    assert [r.stage for r in rows] == ["big", "cpu", "local", "total"]
+    big, cpu, local, total = rows
+    assert (big.jobs, big.submissions, big.allocations, big.gpus_per_job) == (3, 3, 3, 8)
+    assert big.requested_gpu_hours == pytest.approx(3 * 8 * 1.5)
+    assert big.expected_gpu_hours is None  # no measured throughput for this function / teacher
+    assert (cpu.jobs, cpu.gpus_per_job, cpu.requested_gpu_hours, cpu.expected_gpu_hours) == (2, 0, 0.0, 0.0)
+    assert (local.jobs, local.submissions) == (1, 0)
+    assert (total.jobs, total.submissions, total.requested_gpu_hours) == (6, 5, 36.0)
+    assert to_csv(rows).splitlines()[-1] == "total,6,5,5,,36.00,0.00"
+    config["p"]["launcher"]["executor"] = "inprocess"  # nothing reaches a cluster
+    assert plan(config, jobs)[-1].submissions == 0
