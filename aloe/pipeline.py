@@ -113,16 +113,23 @@ def log_to(path: str | None) -> Iterator[None]:
             root.removeHandler(handler)
 
 
-def hub_environment(config: Mapping[str, Any]) -> dict[str, str]:
-    """Environment of every stage from the preset's ``hub`` block: ``cache_dir`` -> HF_HUB_CACHE
-    (a shared cache that a host with internet filled once), ``offline`` -> HF_HUB_OFFLINE=1 (jobs
-    read that cache and never reach for the network). Read when a stage runs, like resources, so
-    changing it never reruns a finished stage."""
+def hub_environment(config: Mapping[str, Any], stage: str | None = None) -> dict[str, str]:
+    """Environment of a stage (resource block ``stage``; None: a rule without one, which runs on the
+    submit host) from the preset's ``hub`` block: ``cache_dir`` -> HF_HUB_CACHE (a shared cache);
+    ``offline: true`` -> HF_HUB_OFFLINE=1 in every stage (only the cache is read); ``offline:
+    cluster`` -> HF_HUB_OFFLINE=1 only in stages that run on the cluster, while the submit host's
+    stages (``where: submit_host``: the teacher downloads) fill the cache online. Read when a stage
+    runs, like resources, so changing it never reruns a finished stage."""
+    from aloe.launch.resources import runs_on_submit_host
+
     hub = config[config["preset"]].get("hub", {})
     env = {}
     if hub.get("cache_dir"):
         env["HF_HUB_CACHE"] = str(Path(hub["cache_dir"]).expanduser().resolve())
-    if hub.get("offline"):
+    offline = hub.get("offline", False)
+    if offline == "cluster":
+        offline = stage is not None and not runs_on_submit_host(stage_resources(config, stage))
+    if offline:
         env["HF_HUB_OFFLINE"] = "1"
     return env
 
@@ -185,11 +192,15 @@ def launch_settings(config: Mapping[str, Any], stage: str, rule: str) -> dict[st
     """The launcher settings of a job-running rule, read from the workflow config when it runs:
     the preset's ``cluster`` keys under its ``resources.<stage>`` block, ``launcher`` options, and
     ``results/jobs/<stage>`` for job logs and records. Jobs are named ``aloe.<rule>`` unless the
-    resources name them, so squeue / sacct show which stage a job belongs to."""
+    resources name them, so squeue / sacct show which stage a job belongs to. A stage with
+    ``where: submit_host`` runs in the rule's own process (executor ``inprocess``, no sbatch)."""
+    from aloe.launch.resources import runs_on_submit_host
+
     study = config[config["preset"]]
     resources = stage_resources(config, stage)
     resources.setdefault("name", f"aloe.{rule}")
-    return {"resources": resources, "executor": study["launcher"]["executor"],
+    executor = "inprocess" if runs_on_submit_host(resources) else study["launcher"]["executor"]
+    return {"resources": resources, "executor": executor,
             "detach_on_interrupt": study["launcher"]["detach_on_interrupt"], "log_dir": f"results/jobs/{stage}"}
 
 
@@ -215,7 +226,8 @@ def run_snakemake_job(smk: Any) -> Any:
                       outputs=list(smk.output))
     log = smk.log[0] if len(smk.log) else None
     try:
-        return run_stage(params["fn"], kwargs, launch=launch, log=log, env=hub_environment(smk.config))
+        env = hub_environment(smk.config, params["launch"]["stage"] if launch is not None else None)
+        return run_stage(params["fn"], kwargs, launch=launch, log=log, env=env)
     except Exception as err:  # the log holds the traceback; the console gets the one-line reason
         print(f"rule {smk.rule} failed: {type(err).__name__}: {err}" + (f" (log: {log})" if log else ""),
               file=sys.stderr)

@@ -9,7 +9,8 @@ allocations (one per submission); GPUs per job (nodes x gpus_per_node); requeste
 (timeout_min / 60 x GPUs x jobs: what the queue books); expected GPU-hours where a measured
 throughput exists (``aloe.launch.estimate``: alignment and feature caching). Rules without a
 resource block run on the submit host and are counted under ``local``. A stage submits nothing
-when the preset's ``launcher.executor`` is ``local`` or ``inprocess``.
+when it runs on the submit host (``where: submit_host``) or the preset's ``launcher.executor`` is
+``local`` or ``inprocess``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from aloe.io import write_text
-from aloe.launch.resources import DEFAULT_TIMEOUT_MIN, job_claim
+from aloe.launch.resources import DEFAULT_TIMEOUT_MIN, job_claim, runs_on_submit_host
 
 COLUMNS = ("stage", "jobs", "submissions", "allocations", "gpus_per_job", "requested_gpu_hours",
            "expected_gpu_hours")
@@ -38,6 +39,7 @@ class StageRow:
     requested_gpu_hours: float = 0.0
     expected_gpu_hours: float | None = 0.0  # None: no measured throughput for some job of the stage
     rules: dict[str, int] = dataclasses.field(default_factory=dict)
+    where: str = "submit host"  # "cluster" once a job of the stage is submitted
 
 
 @dataclasses.dataclass
@@ -80,9 +82,10 @@ def plan(config: Mapping[str, Any], jobs: Iterable[PlannedJob]) -> list[StageRow
         resources = stage_resources(config, job.stage)
         gpus = job_claim(resources)["gpus"]
         row.gpus_per_job = gpus
-        if submits:
+        if submits and not runs_on_submit_host(resources):
             row.submissions += 1
             row.allocations += 1
+            row.where = "cluster"
         row.requested_gpu_hours += float(resources.get("timeout_min", DEFAULT_TIMEOUT_MIN)) / 60 * gpus
         if gpus and row.expected_gpu_hours is not None:
             source = study["teachers"].get(job.teacher, {}).get("source") if job.teacher else None
@@ -112,15 +115,16 @@ def to_csv(rows: list[StageRow]) -> str:
 
 def to_text(rows: list[StageRow], title: str) -> str:
     """The table ``plan`` prints: the CSV's columns, thousands separators, and the rules per stage."""
-    head = ["stage", "jobs", "submissions", "allocations", "GPUs/job", "requested GPU-h", "expected GPU-h", "rules"]
-    body = [[r.stage, f"{r.jobs:,}", f"{r.submissions:,}", f"{r.allocations:,}",
+    head = ["stage", "runs on", "jobs", "submissions", "allocations", "GPUs/job", "requested GPU-h", "expected GPU-h",
+            "rules"]
+    body = [[r.stage, "" if r.stage == "total" else r.where, f"{r.jobs:,}", f"{r.submissions:,}", f"{r.allocations:,}",
              "" if r.gpus_per_job is None else str(r.gpus_per_job), f"{r.requested_gpu_hours:,.0f}",
              "n/a" if r.expected_gpu_hours is None else f"{r.expected_gpu_hours:,.0f}",
              ", ".join(f"{k}: {v}" for k, v in sorted(r.rules.items()))] for r in rows]
     widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head) - 1)]
     lines = [title]
     for line in [head, *body]:
-        cells = [line[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(line[1:-1], widths[1:])]
+        cells = [c.ljust(w) for c, w in zip(line[:2], widths)] + [c.rjust(w) for c, w in zip(line[2:-1], widths[2:])]
         lines.append("  ".join(cells + [line[-1]]).rstrip())
     missing = [r.stage for r in rows[:-1] if r.expected_gpu_hours is None]
     gpu_allocations = sum(r.allocations for r in rows[:-1] if r.gpus_per_job)

@@ -27,6 +27,9 @@ max_attempts                launcher: submissions per call after OOM/timeout (de
 escalation_factor           launcher: mem_gb and timeout_min multiply by this on every
                             OOM/timeout failure (default 2.0)
 max_mem_gb, max_timeout_min launcher: caps for the escalation
+where                       workflow: ``cluster`` (default: a job) or ``submit_host`` (the rule
+                            runs the stage in its own process on the host that runs Snakemake,
+                            no sbatch: for internet-bound work where compute nodes have none)
 ==========================  =============================================================
 """
 
@@ -56,7 +59,9 @@ RESOURCE_KEYS: dict[str, type | tuple[type, ...]] = {
     "escalation_factor": (int, float),
     "max_mem_gb": (int, float),
     "max_timeout_min": (int, float),
+    "where": str,
 }
+WHERE = ("cluster", "submit_host")
 _SLURM_ONLY = ("partition", "account", "qos", "constraint", "additional_parameters", "setup")
 _GENERIC = ("name", "nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "mem_gb")
 DEFAULT_TIMEOUT_MIN = 60.0
@@ -75,6 +80,8 @@ def check_resources(resources: Mapping[str, Any]) -> dict[str, Any]:
             raise ValueError(f"resources.{key}: expected {_type_name(expected)}, got {value!r}")
         if isinstance(value, (int, float)) and value <= 0 and key != "max_num_timeout":
             raise ValueError(f"resources.{key}: must be positive, got {value!r}")
+    if resources.get("where", "cluster") not in WHERE:
+        raise ValueError(f"resources.where: expected one of {list(WHERE)}, got {resources['where']!r}")
     if resources.get("escalation_factor", 2.0) < 1:
         raise ValueError(f"resources.escalation_factor: must be >= 1, got {resources['escalation_factor']!r}")
     for key in ("setup",):
@@ -129,14 +136,21 @@ def escalate(resources: Mapping[str, Any], failures: int) -> dict[str, Any]:
     return res
 
 
+def runs_on_submit_host(resources: Mapping[str, Any]) -> bool:
+    return resources.get("where", "cluster") == "submit_host"
+
+
 def job_claim(resources: Mapping[str, Any]) -> dict[str, int]:
     """What one job of a resource block holds on the cluster, as Snakemake ``resources`` of the rule
     that waits for it, so that ``--resources gpus=N`` (``cpus=``, ``mem_mb=``) caps what the workflow
     holds at once: ``gpus`` = nodes x gpus_per_node (0 without gpus_per_node), ``cpus`` = nodes x
     tasks_per_node x cpus_per_task (1 each when absent, as sbatch counts), ``mem_mib`` = nodes x
     mem_gb x 1024 (sbatch --mem's G are GiB; Snakemake derives ``mem_mb`` from it; left out
-    without mem_gb: the cluster default applies)."""
+    without mem_gb: the cluster default applies). A stage that runs on the submit host
+    (``where: submit_host``) holds nothing on the cluster."""
     res = check_resources(resources)
+    if runs_on_submit_host(res):
+        return {"gpus": 0, "cpus": 0}
     nodes = res.get("nodes", 1)
     claim = {"gpus": nodes * res.get("gpus_per_node", 0),
              "cpus": nodes * res.get("tasks_per_node", 1) * res.get("cpus_per_task", 1)}

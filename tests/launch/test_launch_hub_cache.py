@@ -43,3 +43,33 @@ def test_without_the_cache_the_job_names_the_hub_id(tmp_path):
 def test_no_hub_block_changes_nothing():
     assert hub_environment({"preset": "p", "p": {}}) == {}
     assert hub_environment({"preset": "p", "p": {"hub": {"cache_dir": None, "offline": False}}}) == {}
+
+
+def test_submit_host_stages_run_in_process_online_and_cluster_stages_offline(tmp_path):
+    """where: submit_host - the stage runs in the rule's process (no sbatch); with offline: cluster it
+    has the shared cache but no HF_HUB_OFFLINE: it is where the internet is, and fills the cache that
+    the cluster's jobs read offline. offline: true keeps every stage offline (a cache filled beforehand)."""
+    from aloe.pipeline import launch_settings, rule_resources
+
+    config = {"preset": "p", "p": {
+        "hub": {"cache_dir": str(tmp_path / "cache"), "offline": "cluster"},
+        "launcher": {"executor": "slurm", "detach_on_interrupt": False}, "cluster": {"partition": "gpu"},
+        "resources": {"teacher": {"where": "submit_host", "cpus_per_task": 4, "mem_gb": 32},
+                      "data": {"where": "cluster", "cpus_per_task": 16, "mem_gb": 64},
+                      "features": {"gpus_per_node": 1, "cpus_per_task": 12}}}}
+    cache = str((tmp_path / "cache").resolve())
+    assert hub_environment(config, "teacher") == {"HF_HUB_CACHE": cache}
+    assert hub_environment(config, None) == {"HF_HUB_CACHE": cache}  # a rule without a block: the submit host
+    for stage in ("data", "features"):
+        assert hub_environment(config, stage) == {"HF_HUB_CACHE": cache, "HF_HUB_OFFLINE": "1"}, stage
+    config["p"]["hub"]["offline"] = True
+    for stage in ("teacher", "data", None):
+        assert hub_environment(config, stage) == {"HF_HUB_CACHE": cache, "HF_HUB_OFFLINE": "1"}, stage
+    assert launch_settings(config, "teacher", "teacher")["executor"] == "inprocess"
+    assert launch_settings(config, "data", "download_alignment_set")["executor"] == "slurm"
+    assert launch_settings(config, "features", "features")["resources"]["partition"] == "gpu"
+    assert rule_resources(config, "teacher") == {"gpus": 0, "cpus": 0}  # holds nothing on the cluster
+    assert rule_resources(config, "data") == {"gpus": 0, "cpus": 16, "mem_mib": 64 * 1024}
+    config["p"]["resources"]["teacher"]["where"] = "login"
+    with pytest.raises(ValueError, match=r"resources.where: expected one of \['cluster', 'submit_host'\]"):
+        rule_resources(config, "teacher")

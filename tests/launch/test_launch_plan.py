@@ -22,6 +22,7 @@ CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
 # which resource block each job-running rule names (workflow/rules/*.smk, params.launch)
 STAGE_RULES = {
     "teacher": ["teacher"],
+    "download": [],  # prepare_eval_dataset of torchvision datasets (see expected_jobs)
     "data": ["download_alignment_set", "alignment_subset", "prepare_eval_dataset"],
     "align": ["align_run", "baseline_run"],
     "features": ["features"],
@@ -50,8 +51,16 @@ def run_plan(tmp_path: Path, *args: str) -> tuple[str, dict[str, dict[str, str]]
     return out.stdout, {r["stage"]: r for r in rows}, [r["stage"] for r in rows]
 
 
-def expected_jobs(counts: dict[str, int]) -> dict[str, int]:
+SUBMIT_HOST = ("teacher", "download")  # where: submit_host in the paper preset
+
+
+def expected_jobs(counts: dict[str, int], datasets: list[str]) -> dict[str, int]:
+    """Jobs per stage from the dry run's jobs per rule; ``datasets``: those the target prepares
+    (torchvision downloads are the ``download`` block's, local copies the ``data`` block's)."""
     jobs = {stage: sum(counts.get(r, 0) for r in rules) for stage, rules in STAGE_RULES.items()}
+    specs = CONFIG["paper"]["evaluation"]["datasets"]
+    jobs["download"] = sum(specs[d]["source"] == "torchvision" for d in datasets)
+    jobs["data"] -= jobs["download"]
     jobs["local"] = sum(counts.values()) - sum(jobs.values())
     return {stage: n for stage, n in jobs.items() if n}
 
@@ -59,7 +68,8 @@ def expected_jobs(counts: dict[str, int]) -> dict[str, int]:
 def test_plan_of_the_paper_study_matches_the_dry_run(tmp_path):
     counts = dry_run_counts("--config", "preset=paper")
     text, rows, order = run_plan(tmp_path, "--config", "preset=paper")
-    jobs = expected_jobs(counts)
+    jobs = expected_jobs(counts, list(CONFIG["paper"]["evaluation"]["datasets"]))
+    assert (jobs["download"], jobs["data"]) == (8, 1 + 4 + 3)  # 8 torchvision; img2dataset, 4 subsets, 3 manual
     assert order == [*jobs, "total"]  # the resource blocks in config order, local, then total
     assert {s: int(r["jobs"]) for s, r in rows.items() if s != "total"} == jobs
     assert int(rows["total"]["jobs"]) == sum(counts.values()) == 881
@@ -68,12 +78,14 @@ def test_plan_of_the_paper_study_matches_the_dry_run(tmp_path):
     for stage in STAGE_RULES:
         r, block = rows[stage], res[stage]
         gpus = block.get("nodes", 1) * block.get("gpus_per_node", 0)
-        assert int(r["submissions"]) == int(r["allocations"]) == jobs[stage], stage  # no packing yet
+        submitted = 0 if stage in SUBMIT_HOST else jobs[stage]
+        assert block.get("where", "cluster") == ("submit_host" if stage in SUBMIT_HOST else "cluster"), stage
+        assert int(r["submissions"]) == int(r["allocations"]) == submitted, stage  # no packing yet
         assert int(r["gpus_per_job"]) == gpus, stage
         assert float(r["requested_gpu_hours"]) == pytest.approx(block["timeout_min"] / 60 * gpus * jobs[stage]), stage
     assert float(rows["align"]["requested_gpu_hours"]) == 52 * 8 * 48
     assert rows["local"]["submissions"] == "0" and rows["local"]["gpus_per_job"] == "0"
-    assert int(rows["total"]["submissions"]) == sum(jobs[s] for s in STAGE_RULES) == 819
+    assert int(rows["total"]["submissions"]) == sum(jobs[s] for s in STAGE_RULES if s not in SUBMIT_HOST) == 803
     assert float(rows["total"]["requested_gpu_hours"]) == pytest.approx(
         sum(float(rows[s]["requested_gpu_hours"]) for s in STAGE_RULES))
     # expected GPU-hours: the per-job estimate adds up to the study-level one of paper_gpu_hours.py
@@ -91,7 +103,7 @@ def test_plan_of_one_table_matches_its_dry_run(tmp_path):
     target = "results/tables/table2.tex"
     counts = dry_run_counts(target, "--config", "preset=paper")
     text, rows, _ = run_plan(tmp_path, target, "--config", "preset=paper")
-    jobs = expected_jobs(counts)
+    jobs = expected_jobs(counts, CONFIG["paper"]["evaluation"]["classification"])
     assert {s: int(r["jobs"]) for s, r in rows.items() if s != "total"} == jobs
     # the three main teachers, each as teacher, B-cosification baseline and ALOE, on the 10 datasets
     assert counts["linear_probe"] == jobs["probe"] == 9 * 10
@@ -118,5 +130,10 @@ def test_plan_rows_follow_the_resource_blocks():
     assert (local.jobs, local.submissions) == (1, 0)
     assert (total.jobs, total.submissions, total.requested_gpu_hours) == (6, 5, 36.0)
     assert to_csv(rows).splitlines()[-1] == "total,6,5,5,,36.00,0.00"
+    config["p"]["resources"]["cpu"]["where"] = "submit_host"
+    rows = plan(config, jobs)
+    assert [(r.stage, r.submissions, r.where) for r in rows[:-1]] == [
+        ("big", 3, "cluster"), ("cpu", 0, "submit host"), ("local", 0, "submit host")]
+    assert rows[-1].submissions == 3
     config["p"]["launcher"]["executor"] = "inprocess"  # nothing reaches a cluster
     assert plan(config, jobs)[-1].submissions == 0

@@ -41,6 +41,14 @@ def job_resources(stage):
     return rule_resources(config, stage)
 
 
+def job_resources_by(block_of):
+    """job_resources of a rule whose resource block depends on its wildcards (block_of(wildcards))."""
+    return {
+        key: (lambda wildcards, key=key: job_resources(block_of(wildcards)).get(key, 0))
+        for key in ("gpus", "cpus", "mem_mib")
+    }
+
+
 def teacher_source(teacher):
     """What load_teacher() gets: the pipeline's own trained folder, or the hub id / path."""
     source = TEACHERS[teacher]["source"]
@@ -101,6 +109,12 @@ def eval_dataset_dir(dataset):
     if EVAL["datasets"][dataset]["source"] == "synthetic":
         return f"results/world/{dataset}"
     return f"results/eval_data/{dataset}"
+
+
+def eval_dataset_block(wildcards):
+    """torchvision downloads need the internet (the `download` block); local copies do not (`data`)."""
+    source = EVAL["datasets"][wildcards.dataset]["source"]
+    return "download" if source == "torchvision" else "data"
 
 
 def eval_dataset_input(dataset):

@@ -115,7 +115,7 @@ rule prepare_eval_dataset:
     conda:
         "../../envs/data.yaml"
     resources:
-        **job_resources("data"),
+        **job_resources_by(eval_dataset_block),
     params:
         fn="aloe.data.eval_datasets:prepare_eval_dataset",
         kwargs=lambda w: dict(
@@ -127,6 +127,6 @@ rule prepare_eval_dataset:
             config_key=f"{config['preset']}.evaluation.datasets.{w.dataset}.path",
             seed=STUDY["seed"],
         ),
-        launch=launch_block("data"),
+        launch=lambda w: launch_block(eval_dataset_block(w)),
     script:
         STAGE
