@@ -83,7 +83,10 @@ class _StepModule(nn.Module):
         return self.objective(self.student, teacher_out, pixels, labels, teacher)
 
 
-RESUME_MAY_CHANGE = {"progress", "log_every", "ckpt_every", "keep_checkpoints", "device", "retrain_finished"}
+# Settings that do not change what is computed; num_workers only runs the loader's fixed streams
+# (aloe.data.streams), so a run may resume with another number of workers.
+RESUME_MAY_CHANGE = {"progress", "log_every", "ckpt_every", "keep_checkpoints", "device", "retrain_finished",
+                     "num_workers"}
 
 
 def _check_same_run(saved: dict, now: dict, path: Path) -> None:

@@ -1,28 +1,34 @@
 """The alignment loader: webdataset shards -> shuffled, augmented float batches, exactly resumable.
 
 Splitting. Per epoch the sorted shard list is shuffled with (seed, epoch); rank r takes
-``shards[r::world_size]`` and its dataloader worker w takes ``rank_shards[w::num_workers]``.
-Every shard therefore belongs to exactly one (rank, worker) pair: no duplicates, no gaps.
-If a rank gets fewer shards than it has workers, the extra workers stay idle (throughput is
-then bounded by the number of shards); a rank with no shard at all is an error
+``shards[r::world_size]`` and splits them over ``streams`` logical streams (``aloe.data.streams``):
+stream s reads ``rank_shards[s::streams]``. Every shard therefore belongs to exactly one (rank,
+stream) pair: no duplicates, no gaps. The stream count is fixed by the data (``min(streams,
+rank's shards)``, default 8), never by ``num_workers``: DataLoader workers only run streams, and
+the main process puts their batches back into stream order. Workers beyond the stream count
+would idle, so ``num_workers`` is capped at it. A rank with no shard at all is an error
 (``len(shards) < world_size``), raised when the loader is built. Ranks can receive different
 numbers of samples (whole shards are split), so a DDP trainer must handle uneven ends (e.g.
 ``torch.distributed.algorithms.Join``) if it wants every sample exactly once per epoch.
 
-Determinism. Each worker reads its shards in order, each shard's samples sorted by key (not in
+Determinism. Each stream reads its shards in order, each shard's samples sorted by key (not in
 stored order, which img2dataset leaves to download timing; see ``aloe.data.tario``), through
-webdataset's shuffle buffer driven
-by ``random.Random((seed, epoch, rank, worker))``; augmentation is seeded per sample from
-(seed, epoch, key) (see ``aloe.data.augment``); batches are built inside the worker and torch's
-DataLoader returns worker batches in fixed round-robin order. The batch stream is thus a
-function of (shards, seed, epoch, rank, world_size, num_workers) only, not of timing.
+webdataset's shuffle buffer driven by ``random.Random((seed, epoch, rank, stream))``;
+augmentation is seeded per sample from (seed, epoch, key) (see ``aloe.data.augment``); batches
+are built inside the stream and delivered in round-robin stream order; what each stream has
+left at its end (less than a batch) is put together in stream order into the epoch's last
+batches, so an epoch has at most one partial batch, as with a single stream. The batch stream is
+thus a function of (shards, seed, epoch, rank, world_size, streams) only: not of timing and not
+of the number of workers (0, 1, 2, ... give the same batches).
 
-Resume. ``state_dict()`` after any batch records, per worker, how many batches it delivered
-and how many raw samples it consumed from its shuffled stream; ``iterate(epoch, resume_state)``
-makes each worker skip exactly those raw samples (undecoded, cheap) and continue, so the
-remaining batches equal those of the uninterrupted epoch (the round-robin also restarts at the
-worker that was due next). Resuming needs the same seed, world_size and num_workers (checked).
-Damage counts (``skipped``) accumulate over ``iterate`` calls and count each sample once.
+Resume. ``state_dict()`` after any batch records, per stream, how many full batches it delivered
+and how many raw samples it had consumed from its shuffled stream by then, which stream is due
+next and how many of the epoch's last (leftover) batches were delivered; ``iterate(epoch,
+resume_state)`` makes each stream skip exactly those raw samples (undecoded, cheap) and continue,
+so the remaining batches equal those of the uninterrupted epoch, with any number of workers (a
+stream that had ended reads only its leftover again). Resuming needs the same seed, rank,
+world_size and stream count (checked). Damage counts (``skipped``) accumulate over ``iterate``
+calls and count each sample once.
 
 Output. ``pixels`` are contiguous float32 (N, 3, H, W) in [0, 1] by default.
 ``pixels_dtype="uint8"`` returns the raw 0..255 values instead, as a channels-last (N, 3, H, W)
@@ -32,7 +38,7 @@ uint8-to-float pass costs about as much as decoding the image.
 
 Damage. Corrupt images, samples a shard's index lists but its tar lacks or holds in part, and
 samples without an image are skipped and recorded by (shard, key) in ``loader.skipped`` (a
-``SkipCounter``, restricted to the keys file when one is given); workers send their records
+``SkipCounter``, restricted to the keys file when one is given); streams send their records
 with each batch (and in a final message), so nothing is lost across processes.
 """
 
@@ -48,6 +54,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from aloe.data.augment import decode_image, random_resized_crop, sample_seed, stack_images, to_nchw
+from aloe.data.streams import in_stream_order, run_streams
 from aloe.data.subsets import read_keys
 from aloe.data.tario import SkipCounter, image_extension, iter_shard, resolve_shards
 
@@ -64,39 +71,38 @@ def epoch_shards(shards: Sequence[str], seed: int, epoch: int) -> list[str]:
     return order
 
 
-def worker_shards(
-    shards: Sequence[str], seed: int, epoch: int, rank: int, world_size: int, worker: int, num_workers: int
+def stream_shards(
+    shards: Sequence[str], seed: int, epoch: int, rank: int, world_size: int, stream: int, streams: int
 ) -> list[str]:
-    return epoch_shards(shards, seed, epoch)[rank::world_size][worker::num_workers]
+    return epoch_shards(shards, seed, epoch)[rank::world_size][stream::streams]
 
 
 class _AlignmentStream(IterableDataset):
-    """Runs inside each worker; yields dict messages (batch and/or skip-count deltas)."""
+    """Runs inside each worker; yields dict messages (batch and/or skip-count deltas) of its streams."""
 
-    def __init__(self, owner: "AlignmentLoader", epoch: int, resume: list[list[int]] | None, first: int) -> None:
+    def __init__(self, owner: "AlignmentLoader", epoch: int, positions: list[list[int]], first: int) -> None:
         super().__init__()
-        self.o, self.epoch, self.resume, self.first = owner, epoch, resume, first
+        self.o, self.epoch, self.positions, self.first = owner, epoch, positions, first
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        return run_streams(self._stream, self.o.stream_count, self.first)
+
+    def _stream(self, stream: int) -> Iterator[dict[str, Any]]:
         o = self.o
-        info = get_worker_info()
-        # DataLoader worker 0 plays the logical worker due next, so a resumed epoch continues
-        # the round-robin where the interrupted one stopped.
-        worker = ((info.id if info is not None else 0) + self.first) % o.worker_count
-        shards = worker_shards(o.shards, o.seed, self.epoch, o.rank, o.world_size, worker, o.worker_count)
+        shards = stream_shards(o.shards, o.seed, self.epoch, o.rank, o.world_size, stream, o.stream_count)
         counter = SkipCounter()
-        batches_done, raw_done = self.resume[worker] if self.resume else (0, 0)
+        batches_done, raw_done = self.positions[stream]
 
         def raw_samples():
             for shard in shards:
                 yield from iter_shard(shard, counter, keys=o.keys)
 
-        rng = random.Random(f"buffer\0{o.seed}\0{self.epoch}\0{o.rank}\0{worker}")
-        stream = wds.shuffle(o.shuffle_buffer, o.shuffle_initial, rng=rng)(raw_samples())
+        rng = random.Random(f"buffer\0{o.seed}\0{self.epoch}\0{o.rank}\0{stream}")
+        samples = wds.shuffle(o.shuffle_buffer, o.shuffle_initial, rng=rng)(raw_samples())
         images: list[torch.Tensor] = []
         keys: list[str] = []
         raw = 0
-        for sample in stream:
+        for sample in samples:
             raw += 1
             if raw <= raw_done:
                 continue
@@ -110,16 +116,14 @@ class _AlignmentStream(IterableDataset):
             keys.append(sample["__key__"])
             if len(images) == o.batch_size:
                 batches_done += 1
-                yield self._message(worker, images, keys, batches_done, raw, counter)
+                yield self._message(images, keys, [batches_done, raw], counter)
                 images, keys = [], []
-        batches_done += bool(images)
-        yield self._message(worker, images, keys, batches_done, raw, counter)  # the rest, and the last counts
+        yield self._message(images, keys, None, counter)  # the leftover (< one batch) and the last counts
 
     @staticmethod
-    def _message(worker, images, keys, batches_done, raw, counter) -> dict[str, Any]:
+    def _message(images, keys, position, counter) -> dict[str, Any]:
         pixels = stack_images(images) if images else None
-        return {"worker": worker, "pixels": pixels, "keys": list(keys),
-                "position": [batches_done, raw], "skipped": counter.pop()}  # fmt: skip
+        return {"pixels": pixels, "keys": list(keys), "position": position, "skipped": counter.pop()}
 
 
 class AlignmentLoader:
@@ -138,6 +142,7 @@ class AlignmentLoader:
         rank: int = 0,
         world_size: int = 1,
         num_workers: int = 0,
+        streams: int = 8,
         shuffle_buffer: int = 1000,
         keys_file: str | Path | None = None,
         scale: tuple[float, float] = (0.08, 1.0),
@@ -154,11 +159,13 @@ class AlignmentLoader:
                 f"{len(self.shards)} shards cannot feed {world_size} ranks: every rank needs at "
                 "least one shard (write more, smaller shards: samples_per_shard)"
             )
-        if batch_size < 1 or image_size < 1:
-            raise ValueError(f"batch_size and image_size must be positive, got {batch_size}, {image_size}")
+        if batch_size < 1 or image_size < 1 or streams < 1:
+            raise ValueError(f"batch_size, image_size and streams must be positive, got {batch_size}, "
+                             f"{image_size}, {streams}")  # fmt: skip
         self.image_size, self.batch_size, self.seed = image_size, batch_size, seed
-        self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
-        self.worker_count = max(num_workers, 1)
+        self.rank, self.world_size = rank, world_size
+        self.stream_count = min(streams, len(self.shards[rank::world_size]))
+        self.num_workers = min(num_workers, self.stream_count)
         self.shuffle_buffer = max(shuffle_buffer, 1)
         self.shuffle_initial = min(100, self.shuffle_buffer)
         self.keys = frozenset(read_keys(keys_file)) if keys_file is not None else None
@@ -168,40 +175,66 @@ class AlignmentLoader:
         self.pixels_dtype = pixels_dtype
         self.skipped = SkipCounter()
         self._epoch = 0
-        self._position = [[0, 0] for _ in range(self.worker_count)]
-        self._next_worker = 0
+        self._start_epoch(None)
+
+    def _start_epoch(self, state: dict[str, Any] | None) -> None:
+        state = state or {"positions": [[0, 0]] * self.stream_count, "next_stream": 0, "tail_done": 0}
+        self._positions = [list(p) for p in state["positions"]]
+        due = state["next_stream"]
+        self._next_stream, self._tail_done = (None if due is None else int(due)), int(state["tail_done"])
 
     def state_dict(self) -> dict[str, Any]:
         """Position after the last batch yielded; pass to ``iterate(..., resume_state=...)``."""
         return {"epoch": self._epoch, "seed": self.seed, "rank": self.rank, "world_size": self.world_size,
-                "num_workers": self.worker_count, "workers": [list(p) for p in self._position],
-                "next_worker": self._next_worker}  # fmt: skip
+                "streams": self.stream_count, "positions": [list(p) for p in self._positions],
+                "next_stream": self._next_stream, "tail_done": self._tail_done}  # fmt: skip
 
-    def _check_resume(self, epoch: int, state: dict[str, Any]) -> list[list[int]]:
+    def _check_resume(self, epoch: int, state: dict[str, Any]) -> None:
         expected = {"epoch": epoch, "seed": self.seed, "rank": self.rank,
-                    "world_size": self.world_size, "num_workers": self.worker_count}  # fmt: skip
+                    "world_size": self.world_size, "streams": self.stream_count}  # fmt: skip
         wrong = {k: (state.get(k), v) for k, v in expected.items() if state.get(k) != v}
         if wrong:
             raise ValueError(f"cannot resume this loader from that state; (saved, now) differ: {wrong}")
-        return [list(p) for p in state["workers"]]
 
     def iterate(self, epoch: int, resume_state: dict[str, Any] | None = None) -> Iterator[AlignmentBatch]:
-        resume = self._check_resume(epoch, resume_state) if resume_state is not None else None
+        if resume_state is not None:
+            self._check_resume(epoch, resume_state)
         self._epoch = epoch
-        self._position = resume or [[0, 0] for _ in range(self.worker_count)]
-        self._next_worker = int(resume_state["next_worker"]) if resume_state is not None else 0
+        self._start_epoch(resume_state)
+        if self._next_stream is None:  # the saved epoch had ended
+            return
         loader = DataLoader(
-            _AlignmentStream(self, epoch, resume, self._next_worker),
+            _AlignmentStream(self, epoch, [list(p) for p in self._positions], self._next_stream),
             batch_size=None,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             prefetch_factor=4 if self.num_workers else None,
         )
-        for message in loader:
-            self.skipped.merge(message["skipped"])
-            if message["pixels"] is None:
+        leftovers: dict[int, dict[str, Any]] = {}
+        for message, _ in in_stream_order(loader, self.stream_count, self._next_stream):
+            if message["end"]:
                 continue
-            self._position[message["worker"]] = list(message["position"])
-            self._next_worker = (message["worker"] + 1) % self.worker_count
-            pixels = to_nchw(message["pixels"], self.pixels_dtype)
-            yield AlignmentBatch(pixels=pixels, keys=message["keys"])
+            self.skipped.merge(message["skipped"])
+            stream = message["stream"]
+            if message["position"] is None:
+                if message["pixels"] is not None:
+                    leftovers[stream] = message
+                continue
+            self._positions[stream] = list(message["position"])
+            self._next_stream = (stream + 1) % self.stream_count
+            yield AlignmentBatch(pixels=to_nchw(message["pixels"], self.pixels_dtype), keys=message["keys"])
+        yield from self._tail([leftovers[s] for s in sorted(leftovers)])
+        self._next_stream = None
+
+    def _tail(self, leftovers: list[dict[str, Any]]) -> Iterator[AlignmentBatch]:
+        """The streams' leftovers, in stream order, as full batches and one last partial batch."""
+        if not leftovers:
+            return
+        pixels = torch.cat([m["pixels"] for m in leftovers])
+        keys = [k for m in leftovers for k in m["keys"]]
+        for i, start in enumerate(range(0, len(keys), self.batch_size)):
+            if i < self._tail_done:
+                continue
+            self._tail_done = i + 1
+            chunk = pixels[start : start + self.batch_size]
+            yield AlignmentBatch(pixels=to_nchw(chunk, self.pixels_dtype), keys=keys[start : start + self.batch_size])

@@ -2,11 +2,11 @@
 
 Every image is reduced to its largest centred square and resized to ``image_size`` (bilinear;
 depth and normals with the same geometry, nearest-neighbour). Shards are split across ranks and
-workers like the alignment loader (``shards[rank::world_size][worker::num_workers]``, without
-shuffling), and batches come back in DataLoader round-robin order, so the order is fixed for
-given (world_size, num_workers); with ``num_workers=0`` it is shard order, each shard's samples
-sorted by key. Batches carry the sample keys so cached features can always be matched to
-samples. Damaged samples are skipped and counted by key in ``loader.skipped`` as in the
+logical streams like the alignment loader (``shards[rank::world_size][stream::streams]``, without
+shuffling, ``aloe.data.streams``), each shard's samples sorted by key, and batches come back in
+round-robin stream order: the same batches in the same order for any number of workers, so
+cached features do not depend on ``num_workers``. Batches carry the sample keys so cached
+features can always be matched to samples. Damaged samples are skipped and counted by key in ``loader.skipped`` as in the
 alignment loader (lost samples against each shard's index).
 """
 
@@ -18,12 +18,13 @@ from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset
 
 from aloe.data.augment import (
     center_crop_resize, center_crop_resize_nearest, decode_image, stack_images, to_nchw,
 )  # fmt: skip
 from aloe.data.shards import read_meta, split_shards
+from aloe.data.streams import in_stream_order, run_streams
 from aloe.data.tario import SkipCounter, image_extension, iter_shard
 
 
@@ -45,9 +46,10 @@ def _npy(data: bytes) -> np.ndarray:
 
 
 class _EvalStream(IterableDataset):
-    def __init__(self, shards: list[str], task: str, image_size: int, batch_size: int) -> None:
+    def __init__(self, shards: list[str], task: str, image_size: int, batch_size: int, streams: int) -> None:
         super().__init__()
         self.shards, self.task, self.size, self.batch_size = shards, task, image_size, batch_size
+        self.streams = streams
 
     def _convert(self, sample: dict[str, Any]) -> tuple:
         img = decode_image(sample[image_extension(sample)])
@@ -62,13 +64,14 @@ class _EvalStream(IterableDataset):
         return pixels, center_crop_resize_nearest(depth, self.size), center_crop_resize_nearest(normal, self.size)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        return run_streams(self._stream, self.streams)
+
+    def _stream(self, stream: int) -> Iterator[dict[str, Any]]:
         require = ("cls",) if self.task == "classification" else ("depth.npy", "normal.npy")
         counter = SkipCounter()
         rows: list[tuple] = []
         keys: list[str] = []
-        for shard in self.shards[worker::workers]:
+        for shard in self.shards[stream :: self.streams]:
             for sample in iter_shard(shard, counter, require=require):
                 try:
                     rows.append(self._convert(sample))
@@ -108,19 +111,24 @@ class EvalLoader:
         num_workers: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        streams: int = 8,
     ) -> None:
         meta = read_meta(dataset_dir)
         self.task = meta["task"]
         self.class_names: list[str] | None = meta.get("class_names")
         self.num_samples = meta["splits"][split]["num_samples"] if split in meta["splits"] else 0
         self.shards = split_shards(dataset_dir, split)[rank::world_size]
-        self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
+        self.image_size, self.batch_size = image_size, batch_size
+        self.streams = max(1, min(streams, len(self.shards)))
+        self.num_workers = min(num_workers, self.streams)
         self.skipped = SkipCounter()
 
     def __iter__(self) -> Iterator[EvalBatch | DenseBatch]:
-        stream = _EvalStream(self.shards, self.task, self.image_size, self.batch_size)
+        stream = _EvalStream(self.shards, self.task, self.image_size, self.batch_size, self.streams)
         loader = DataLoader(stream, batch_size=None, num_workers=self.num_workers)
-        for message in loader:
+        for message, _ in in_stream_order(loader, self.streams):
+            if message["end"]:
+                continue
             self.skipped.merge(message["skipped"])
             if message["columns"] is None:
                 continue

@@ -39,6 +39,8 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(teacher_dir, shards, t
     assert exc.value.step == 3 and not (tmp_path / "b" / "result.json").exists()
     assert signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL  # handlers restored
     resumed = bcosify(load_teacher(teacher_dir))
+    # resumed with two loader workers instead of none: the batches do not depend on it
+    cfg_b = TrainConfig.from_dict(base_config(tmp_path / "b", shards, **kw, num_workers=2))
     result = train(cfg_b, load_teacher(teacher_dir), resumed, weight_pairs=shared_linear_weights)
     assert result.step == 6
     assert json.load(open(tmp_path / "b" / "result.json"))["resumed_at"] == [3]
@@ -102,14 +104,15 @@ def test_damaged_samples_are_counted_once_and_gate_training(teacher_dir, tmp_pat
     bad = {"train": write_shards(tmp_path / "bad", 2, 16, corrupt_every=4),
            "heldout": write_shards(tmp_path / "ho", 1, 8, seed=3, corrupt_every=4, prefix="heldout")}
     teacher = load_teacher(teacher_dir)
-    # 3 steps of 8 = the 24 good samples of the 32: all 8 damaged ones are met; 3 held-out evaluations
-    ok = base_config(tmp_path / "ok", bad, total_steps=3, eval_every=1, max_corrupt_share=0.3, corrupt_check_after=8)
+    # 4 steps of 8: the 24 good samples of the 32 (epoch 0 ends, all 8 damaged ones are met), then 8 of
+    # epoch 1, which meets them again; held-out evaluations after every step
+    ok = base_config(tmp_path / "ok", bad, total_steps=4, eval_every=1, max_corrupt_share=0.3, corrupt_check_after=8)
     train(TrainConfig.from_dict(ok), teacher, bcosify(teacher))
     damaged = json.load(open(tmp_path / "ok" / "result.json"))["damaged_samples"]
     assert (damaged["train"]["total"], damaged["train"]["samples"]) == (8, 32)
     assert damaged["train"]["by_shard"] == {"train-00000.tar": {"corrupt_image": 4},
                                             "train-00001.tar": {"corrupt_image": 4}}
-    assert (damaged["heldout"]["total"], damaged["heldout"]["samples"]) == (2, 8)  # 4 evaluations, counted once
+    assert (damaged["heldout"]["total"], damaged["heldout"]["samples"]) == (2, 8)  # 5 evaluations, counted once
     assert _lines(tmp_path / "ok")[-1]["damaged_samples"] == 2
     assert [x["damaged_samples"] for x in _lines(tmp_path / "ok") if x["kind"] == "train"][-1] == 8
 

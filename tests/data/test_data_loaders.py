@@ -15,6 +15,7 @@ from aloe.data.align_loader import AlignmentLoader
 from aloe.data.augment import center_crop_resize, crop_params, decode_image, random_resized_crop
 from aloe.data.eval_loader import EvalLoader
 from aloe.data.synthetic_depth import render_scene
+from aloe.data.synthetic_world import SYNTHETIC_PRESETS, make_synthetic_world
 
 SIZES = [5, 9, 7, 11, 6, 8, 4]  # 50 samples in 7 shards of different sizes
 
@@ -74,22 +75,37 @@ def test_order_and_augmentation_are_deterministic_and_resumable(shard_set):
     keys_e1, _ = run(make(shards, num_workers=2), epoch=1)
     assert keys_e1 != keys_a and sorted(keys_e1) == sorted(all_keys)
 
-    # The same sample gets the same crop whichever worker layout decodes it.
-    keys_0, pix_0 = run(make(shards, num_workers=0))
-    index_0 = {k: i for i, k in enumerate(keys_0)}
-    for i, k in enumerate(keys_a):
-        assert torch.equal(pix_a[i], pix_0[index_0[k]])
+    # The same batches, sample for sample and bit for bit, whatever the number of workers.
+    for workers in (0, 1, 3, 12):
+        keys_w, pix_w = run(make(shards, num_workers=workers))
+        assert keys_w == keys_a and torch.equal(pix_w, pix_a), workers
+    batches = [b.keys for b in make(shards, num_workers=0).iterate(0)]
+    assert [b.keys for b in make(shards, num_workers=3).iterate(0)] == batches
 
-    # Interrupt after 5 batches, resume from the saved state: identical remainder.
+    # Interrupt after 5 batches, resume from the saved state: identical remainder, with the
+    # same or another number of workers.
     loader = make(shards, num_workers=2)
     head_keys, head_pix = run(loader, limit=5)
     state = loader.state_dict()
-    tail_keys, tail_pix = run(make(shards, num_workers=2), resume=state)
-    assert head_keys + tail_keys == keys_a
-    assert torch.equal(torch.cat([head_pix, tail_pix]), pix_a)
+    for workers in (2, 0, 3):
+        tail_keys, tail_pix = run(make(shards, num_workers=workers), resume=state)
+        assert head_keys + tail_keys == keys_a
+        assert torch.equal(torch.cat([head_pix, tail_pix]), pix_a)
+    # 7 shards of 5, 9, 7, 11, 6, 8, 4 in 7 streams: 10 full batches, then the streams' leftovers
+    # (1 + 1 + 3 + 3 + 2 samples) as 4 + 4 + 2; interrupted anywhere, the rest is the same.
+    assert [len(b.keys) for b in make(shards).iterate(0)] == [4] * 12 + [2]
+    for stop in range(1, 14):
+        loader = make(shards)
+        head_keys, _ = run(loader, limit=stop)
+        tail_keys, _ = run(make(shards, num_workers=stop % 3), resume=loader.state_dict())
+        assert head_keys + tail_keys == keys_a, stop
+    # Resumed once more from the end of that epoch: nothing left.
+    loader = make(shards, num_workers=2)
+    run(loader)
+    assert run(make(shards), resume=loader.state_dict())[0] == []
 
-    with pytest.raises(ValueError, match="num_workers"):
-        run(make(shards, num_workers=3), resume=state)
+    with pytest.raises(ValueError, match="streams"):
+        run(make(shards, streams=3), resume=state)
     with pytest.raises(ValueError, match="every rank needs at least one shard"):
         make(shards[:1], rank=0, world_size=2)
 
@@ -159,9 +175,23 @@ def test_eval_loader_is_ordered_and_exact(tiny_world):
     expected = center_crop_resize(decode_image(first["png"]), 24)
     assert torch.equal(batches[0].pixels[0], expected.permute(2, 0, 1).float() / 255)
     assert batches[0].pixels.is_contiguous()
-    two = [k for b in EvalLoader(tiny_world / "shapes", "train", image_size=24, batch_size=3, num_workers=2)
-           for k in b.keys]  # fmt: skip
-    assert sorted(two) == [f"train_{i:08d}" for i in range(40)]
+
+
+def test_eval_batches_do_not_depend_on_the_number_of_workers(tmp_path):
+    make_synthetic_world(tmp_path, **{**SYNTHETIC_PRESETS["tiny"], "seed": 7, "samples_per_shard": 7})  # 40 train images in 6 shards
+
+    def batches_of(workers):
+        loader = EvalLoader(tmp_path / "shapes", "train", image_size=24, batch_size=3, num_workers=workers,
+                            streams=4)  # fmt: skip
+        return [(b.keys, b.pixels) for b in loader]
+
+    one = batches_of(0)
+    assert sorted(k for keys, _ in one for k in keys) == [f"train_{i:08d}" for i in range(40)]
+    assert [k for keys, _ in one for k in keys] != sorted(k for keys, _ in one for k in keys)  # 4 streams interleave
+    for workers in (1, 2, 3):  # the same batches, in the same order
+        other = batches_of(workers)
+        assert [k for k, _ in other] == [k for k, _ in one]
+        assert all(torch.equal(a, b) for (_, a), (_, b) in zip(other, one))
 
 
 def test_dense_loader_returns_exact_targets(tiny_world):
