@@ -34,7 +34,6 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
     device: str = "auto"
     # data
-    data_loader: str = "loader"  # loader (aloe.data AlignmentLoader: workers, shuffle buffer) | stream (labels)
     num_workers: int = 4
     shuffle_buffer: int = 1000
     train_keys: str | None = None  # keys file (a data-stage subset) restricting the training samples
@@ -87,10 +86,6 @@ class TrainConfig:
                 raise ValueError(f"config key '{key}' must be > 0, got {getattr(self, key)!r}")
         if not 0 <= self.max_corrupt_share <= 1:
             raise ValueError(f"config key 'max_corrupt_share' must be in [0, 1], got {self.max_corrupt_share}")
-        if self.data_loader not in ("loader", "stream"):
-            raise ValueError(f"config key 'data_loader': {self.data_loader!r} is not loader | stream")
-        if self.objective == "supervised" and self.data_loader != "stream":
-            raise ValueError("config key 'data_loader' must be 'stream' for the supervised objective (labels)")
         if self.patience and not self.heldout:
             raise ValueError("config key 'patience' > 0 needs 'heldout_shards' or 'heldout_keys' for early stopping")
         if self.heldout_keys and not self.heldout_shards and not self.train_keys:

@@ -8,11 +8,11 @@ from typing import Iterable
 import torch
 
 from aloe.align.distributed import DistInfo, all_reduce_sum
-from aloe.align.stream import Batch
+from aloe.data.align_loader import AlignmentBatch
 
 
 @torch.no_grad()
-def heldout_loss(student, teacher, objective, batches: Iterable[Batch], info: DistInfo, autocast) -> dict[str, float]:
+def heldout_loss(student, teacher, objective, batches: Iterable[AlignmentBatch], info: DistInfo, autocast) -> dict[str, float]:
     """Sample-weighted mean of the objective's feature terms over ``batches`` (all ranks combined).
 
     Returns ``{"heldout_loss": ..., "heldout/<term>": ...}``; the weight-norm term is excluded

@@ -39,12 +39,12 @@ from aloe.align.objectives import build_objective
 from aloe.align.schedule import LrFactor
 from aloe.align.signals import StopSignals
 from aloe.align.loader_stream import LoaderStream
-from aloe.align.stream import ShardStream, expand_shards, heldout_batches
 from aloe.data.damage import SkipCounter
+from aloe.data.heldout import heldout_batches
+from aloe.data.tario import resolve_shards
 from aloe.io import atomic_dir, atomic_path, write_json, write_text
 
 _log = logging.getLogger(__name__)
-STREAMS = {"loader": LoaderStream, "stream": ShardStream}  # config key 'data_loader'
 PAIR_ATTRS = ("family", "image_size", "patch_size", "hidden_size", "num_layers", "num_prefix_tokens")
 
 
@@ -83,6 +83,7 @@ class _StepModule(nn.Module):
         return self.objective(self.student, teacher_out, pixels, labels, teacher)
 
 
+LABEL_KEY = "cls"  # the shard member holding a sample's class index (supervised objective)
 # Settings that do not change what is computed; num_workers only runs the loader's fixed streams
 # (aloe.data.streams), so a run may resume with another number of workers.
 RESUME_MAY_CHANGE = {"progress", "log_every", "ckpt_every", "keep_checkpoints", "device", "retrain_finished",
@@ -134,7 +135,7 @@ def train(
     teacher: nn.Module,
     student: nn.Module,
     *,
-    make_stream: Callable[..., ShardStream] | None = None,
+    make_stream: Callable[..., LoaderStream] | None = None,
     weight_pairs=None,
     on_step_end: Callable[[int], None] | None = None,
     info: DistInfo | None = None,
@@ -143,9 +144,9 @@ def train(
     cfg.validate()
     info = info or init_distributed(cfg.device)
     check_pair(teacher, student)
-    expand_shards(cfg.shards)
+    resolve_shards(cfg.shards)
     if cfg.heldout_shards:
-        expand_shards(cfg.heldout_shards, "heldout_shards")
+        resolve_shards(cfg.heldout_shards, "heldout_shards")
     heldout = cfg.heldout
     for key in ("train_keys", "heldout_keys"):
         if getattr(cfg, key) is not None and not os.path.isfile(getattr(cfg, key)):
@@ -206,11 +207,12 @@ def train(
         run["resumed_at"] = run.get("resumed_at", []) + [run["step"]]
     log = _metrics_log(out / "metrics.jsonl", run["step"] if resume else None) if info.is_main else (lambda r: None)
 
-    make_stream = make_stream or STREAMS[cfg.data_loader]
+    make_stream = make_stream or LoaderStream
+    label_key = LABEL_KEY if objective.needs_labels else None
     stream = make_stream(
         cfg.shards, rank=info.rank, world_size=info.world_size, seed=cfg.seed, batch_size=cfg.micro_batch,
         image_size=teacher.image_size, resume_state=run["positions"][info.rank], crop_scale=tuple(cfg.crop_scale),
-        hflip=cfg.hflip, with_labels=objective.needs_labels, keys_file=cfg.train_keys,
+        hflip=cfg.hflip, label_key=label_key, keys_file=cfg.train_keys,
         num_workers=cfg.num_workers, shuffle_buffer=cfg.shuffle_buffer, pin_memory=dev.type == "cuda",
     )
     stream.stats.merge(SkipCounter.from_state(run.get("damage", [None] * info.world_size)[info.rank]))
@@ -234,7 +236,7 @@ def train(
     def evaluate(step: int) -> None:
         batches_ho = heldout_batches(heldout, rank=info.rank, world_size=info.world_size,
                                      batch_size=cfg.micro_batch, image_size=teacher.image_size,
-                                     max_samples=cfg.eval_samples, with_labels=objective.needs_labels,
+                                     max_samples=cfg.eval_samples, label_key=label_key,
                                      keys_file=cfg.heldout_keys, stats=heldout_damage)
         result = heldout_loss(student, teacher, objective, batches_ho, info, autocast)
         improved = result["heldout_loss"] < run["best"] - cfg.min_delta

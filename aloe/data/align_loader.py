@@ -63,6 +63,7 @@ from aloe.data.tario import SkipCounter, image_extension, iter_shard, resolve_sh
 class AlignmentBatch:
     pixels: torch.Tensor  # (N, 3, H, W) float32 in [0, 1] (uint8 0..255 with pixels_dtype="uint8")
     keys: list[str]
+    labels: torch.Tensor | None = None  # (N,) int64 with label_key, else None
 
 
 def epoch_shards(shards: Sequence[str], seed: int, epoch: int) -> list[str]:
@@ -93,14 +94,17 @@ class _AlignmentStream(IterableDataset):
         counter = SkipCounter()
         batches_done, raw_done = self.positions[stream]
 
+        require = (o.label_key,) if o.label_key else ()
+
         def raw_samples():
             for shard in shards:
-                yield from iter_shard(shard, counter, keys=o.keys)
+                yield from iter_shard(shard, counter, keys=o.keys, require=require)
 
         rng = random.Random(f"buffer\0{o.seed}\0{self.epoch}\0{o.rank}\0{stream}")
         samples = wds.shuffle(o.shuffle_buffer, o.shuffle_initial, rng=rng)(raw_samples())
         images: list[torch.Tensor] = []
         keys: list[str] = []
+        labels: list[int] = []
         raw = 0
         for sample in samples:
             raw += 1
@@ -111,25 +115,34 @@ class _AlignmentStream(IterableDataset):
             except Exception:  # any decoder failure means a corrupt image: count, skip
                 counter.add("corrupt_image", sample["__shard__"], sample["__key__"])
                 continue
+            try:
+                label = int(sample[o.label_key]) if o.label_key else 0
+            except ValueError:
+                counter.add("corrupt_label", sample["__shard__"], sample["__key__"])
+                continue
             seed = sample_seed(o.seed, self.epoch, sample["__key__"])
             images.append(random_resized_crop(img, o.image_size, seed, o.scale, o.ratio, o.hflip))
             keys.append(sample["__key__"])
+            labels.append(label)
             if len(images) == o.batch_size:
                 batches_done += 1
-                yield self._message(images, keys, [batches_done, raw], counter)
-                images, keys = [], []
-        yield self._message(images, keys, None, counter)  # the leftover (< one batch) and the last counts
+                yield self._message(images, keys, labels, [batches_done, raw], counter)
+                images, keys, labels = [], [], []
+        yield self._message(images, keys, labels, None, counter)  # the leftover (< one batch), the last counts
 
     @staticmethod
-    def _message(images, keys, position, counter) -> dict[str, Any]:
+    def _message(images, keys, labels, position, counter) -> dict[str, Any]:
         pixels = stack_images(images) if images else None
-        return {"pixels": pixels, "keys": list(keys), "position": position, "skipped": counter.pop()}
+        return {"pixels": pixels, "keys": list(keys), "labels": torch.tensor(labels, dtype=torch.int64),
+                "position": position, "skipped": counter.pop()}
 
 
 class AlignmentLoader:
     """``for batch in loader.iterate(epoch): batch.pixels, batch.keys``; see module docstring.
 
-    ``shards``: a folder of ``*.tar`` shards or a list of shard paths.
+    ``shards``: a folder of ``*.tar`` shards, a brace pattern or a list of shard paths.
+    ``label_key``: the member holding an integer label (e.g. ``cls``) for supervised training;
+    batches then carry ``labels``, and samples without one count as damaged.
     """
 
     def __init__(
@@ -150,8 +163,10 @@ class AlignmentLoader:
         hflip: bool = True,
         pin_memory: bool = False,
         pixels_dtype: str = "float32",
+        label_key: str | None = None,
     ) -> None:
         self.shards = resolve_shards(shards)
+        self.label_key = label_key
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world_size {world_size}")
         if len(self.shards) < world_size:
@@ -222,7 +237,7 @@ class AlignmentLoader:
                 continue
             self._positions[stream] = list(message["position"])
             self._next_stream = (stream + 1) % self.stream_count
-            yield AlignmentBatch(pixels=to_nchw(message["pixels"], self.pixels_dtype), keys=message["keys"])
+            yield self._batch(message["pixels"], message["keys"], message["labels"])
         yield from self._tail([leftovers[s] for s in sorted(leftovers)])
         self._next_stream = None
 
@@ -231,10 +246,15 @@ class AlignmentLoader:
         if not leftovers:
             return
         pixels = torch.cat([m["pixels"] for m in leftovers])
+        labels = torch.cat([m["labels"] for m in leftovers])
         keys = [k for m in leftovers for k in m["keys"]]
         for i, start in enumerate(range(0, len(keys), self.batch_size)):
             if i < self._tail_done:
                 continue
             self._tail_done = i + 1
-            chunk = pixels[start : start + self.batch_size]
-            yield AlignmentBatch(pixels=to_nchw(chunk, self.pixels_dtype), keys=keys[start : start + self.batch_size])
+            end = start + self.batch_size
+            yield self._batch(pixels[start:end], keys[start:end], labels[start:end])
+
+    def _batch(self, pixels: torch.Tensor, keys: list[str], labels: torch.Tensor) -> AlignmentBatch:
+        return AlignmentBatch(pixels=to_nchw(pixels, self.pixels_dtype), keys=keys,
+                              labels=labels if self.label_key else None)

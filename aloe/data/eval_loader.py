@@ -4,8 +4,9 @@ Every image is reduced to its largest centred square and resized to ``image_size
 depth and normals with the same geometry, nearest-neighbour). Shards are split across ranks and
 logical streams like the alignment loader (``shards[rank::world_size][stream::streams]``, without
 shuffling, ``aloe.data.streams``), each shard's samples sorted by key, and batches come back in
-round-robin stream order: the same batches in the same order for any number of workers, so
-cached features do not depend on ``num_workers``. Batches carry the sample keys so cached
+round-robin stream order, the streams' leftovers put together at the end (so at most one batch is
+partial): the same batches in the same order for any number of workers, so cached features do
+not depend on ``num_workers``. Batches carry the sample keys so cached
 features can always be matched to samples. Damaged samples are skipped and counted by key in ``loader.skipped`` as in the
 alignment loader (lost samples against each shard's index).
 """
@@ -80,19 +81,19 @@ class _EvalStream(IterableDataset):
                     continue
                 keys.append(sample["__key__"])
                 if len(rows) == self.batch_size:
-                    yield self._message(rows, keys, counter)
+                    yield self._message(rows, keys, counter, False)
                     rows, keys = [], []
-        yield self._message(rows, keys, counter)  # the rest, and the last counts
+        yield self._message(rows, keys, counter, True)  # the leftover (< one batch) and the last counts
 
-    def _message(self, rows, keys, counter) -> dict[str, Any]:
+    def _message(self, rows, keys, counter, leftover: bool) -> dict[str, Any]:
         if not rows:
-            return {"columns": None, "keys": [], "skipped": counter.pop()}
+            return {"columns": None, "keys": [], "skipped": counter.pop(), "leftover": leftover}
         columns = [stack_images([r[0] for r in rows])]
         if self.task == "classification":
             columns.append(torch.tensor([r[1] for r in rows], dtype=torch.int64))
         else:
             columns += [torch.from_numpy(np.stack([r[i] for r in rows])) for i in (1, 2)]
-        return {"columns": columns, "keys": list(keys), "skipped": counter.pop()}
+        return {"columns": columns, "keys": list(keys), "skipped": counter.pop(), "leftover": leftover}
 
 
 class EvalLoader:
@@ -126,15 +127,27 @@ class EvalLoader:
     def __iter__(self) -> Iterator[EvalBatch | DenseBatch]:
         stream = _EvalStream(self.shards, self.task, self.image_size, self.batch_size, self.streams)
         loader = DataLoader(stream, batch_size=None, num_workers=self.num_workers)
+        leftovers: dict[int, dict[str, Any]] = {}
         for message, _ in in_stream_order(loader, self.streams):
             if message["end"]:
                 continue
             self.skipped.merge(message["skipped"])
             if message["columns"] is None:
                 continue
-            cols = message["columns"]
-            if self.task == "classification":
-                yield EvalBatch(to_nchw(cols[0]), cols[1], message["keys"])
-            else:
-                normal = cols[2].permute(0, 3, 1, 2).contiguous()
-                yield DenseBatch(to_nchw(cols[0]), cols[1], normal, message["keys"])
+            if message["leftover"]:
+                leftovers[message["stream"]] = message
+                continue
+            yield self._batch(message["columns"], message["keys"])
+        # the streams' leftovers, in stream order: full batches and at most one partial batch
+        held = [leftovers[s] for s in sorted(leftovers)]
+        if held:
+            columns = [torch.cat([m["columns"][i] for m in held]) for i in range(len(held[0]["columns"]))]
+            keys = [k for m in held for k in m["keys"]]
+            for start in range(0, len(keys), self.batch_size):
+                end = start + self.batch_size
+                yield self._batch([c[start:end] for c in columns], keys[start:end])
+
+    def _batch(self, cols: list[torch.Tensor], keys: list[str]) -> EvalBatch | DenseBatch:
+        if self.task == "classification":
+            return EvalBatch(to_nchw(cols[0]), cols[1], keys)
+        return DenseBatch(to_nchw(cols[0]), cols[1], cols[2].permute(0, 3, 1, 2).contiguous(), keys)

@@ -25,6 +25,8 @@ import os
 from pathlib import Path
 from typing import Any, Collection, Iterable, Iterator
 
+from braceexpand import braceexpand
+
 from aloe.data.damage import SkipCounter
 from aloe.data.shard_index import read_index, read_members, scan_tar
 from aloe.data.shards import IMAGE_EXTENSIONS
@@ -32,17 +34,26 @@ from aloe.data.shards import IMAGE_EXTENSIONS
 __all__ = ["SkipCounter", "image_extension", "iter_shard", "resolve_shards", "shard_keys"]
 
 
-def resolve_shards(shards: "str | os.PathLike | Iterable[str | os.PathLike]") -> list[str]:
-    """Sorted shard paths from a folder (its ``*.tar`` files) or from an iterable of paths."""
-    if isinstance(shards, (str, os.PathLike)):
-        folder = Path(shards)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"shard folder {folder} does not exist")
-        found = sorted(str(p) for p in folder.glob("*.tar"))
+def resolve_shards(shards: "str | os.PathLike | Iterable[str | os.PathLike]", key: str = "shards") -> list[str]:
+    """Sorted local shard paths of config key ``key``: a folder (its ``*.tar`` files), a path or
+    brace pattern (``train-{00000..00009}.tar``), or a list of those; fails clearly if the list is
+    empty, names a remote shard or a file that is missing or unreadable."""
+    specs = [shards] if isinstance(shards, (str, os.PathLike)) else list(shards)
+    if len(specs) == 1 and Path(specs[0]).is_dir():
+        found = sorted(str(p) for p in Path(specs[0]).glob("*.tar"))
         if not found:
-            raise FileNotFoundError(f"no *.tar shards in {folder}")
+            raise FileNotFoundError(f"config key '{key}': no *.tar shards in {specs[0]}")
         return found
-    return sorted(str(s) for s in shards)
+    out = sorted(s for spec in specs for s in braceexpand(str(spec)))
+    if not out:
+        raise ValueError(f"config key '{key}': the shard list is empty")
+    for s in out:
+        if "://" in s or s.startswith("pipe:"):
+            raise ValueError(f"config key '{key}': shard {s} is not a local file; samples are read in key order "
+                             "through the tar's headers, which needs a local (seekable) copy")
+        if not os.path.isfile(s) or not os.access(s, os.R_OK):
+            raise FileNotFoundError(f"config key '{key}': shard {s} does not exist or is not readable")
+    return out
 
 
 def image_extension(sample: dict[str, Any]) -> str | None:

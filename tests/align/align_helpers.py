@@ -31,7 +31,8 @@ def _png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_shards(folder, n_shards: int, per_shard: int, seed: int = 0, corrupt_every: int = 0, prefix="train"):
+def write_shards(folder, n_shards: int, per_shard: int, seed: int = 0, corrupt_every: int = 0, prefix="train",
+                 with_labels: bool = True):
     """Write ``n_shards`` tar shards of ``per_shard`` PNG samples with 'cls' labels.
 
     With ``corrupt_every`` = k, every k-th sample carries undecodable image bytes. Each shard gets
@@ -52,7 +53,7 @@ def write_shards(folder, n_shards: int, per_shard: int, seed: int = 0, corrupt_e
                 if corrupt_every and i % corrupt_every == corrupt_every - 1:
                     data = b"not an image at all"
                 keys.append(f"{prefix}{s:03d}_{i:06d}")
-                sink.write({"__key__": keys[-1], "png": data, "cls": str(label)})
+                sink.write({"__key__": keys[-1], "png": data, **({"cls": str(label)} if with_labels else {})})
                 i += 1
         write_index(path, keys)
         paths.append(path)
@@ -99,10 +100,10 @@ class TwoRankStream:
         return self.parts[0].state_dict()
 
     def __iter__(self):
-        from aloe.align.stream import Batch
+        from aloe.data.align_loader import AlignmentBatch
 
         for a, b in zip(*self.parts):
-            yield Batch(torch.cat([a.pixels, b.pixels]), None)
+            yield AlignmentBatch(torch.cat([a.pixels, b.pixels]), a.keys + b.keys)
 
 
 def ddp_worker(rank: int, world_size: int, port: int, teacher_dir: str, cfg: dict) -> None:

@@ -137,7 +137,7 @@ def test_damaged_samples_are_counted_once_and_gate_training(teacher_dir, tmp_pat
                                               ("siglip", "global_distill")])
 def test_baselines_train_and_save_loadable_student(family, objective, shards, tmp_path):
     tdir = make_teacher_dir(family, tmp_path / "teacher")
-    extra = {"num_classes": 4, "data_loader": "stream"} if objective == "supervised" else {}
+    extra = {"num_classes": 4} if objective == "supervised" else {}
     # no held-out split: the exported student is the last one (else the best held-out one, maybe step 0)
     run = base_config(tmp_path / "run", {**shards, "heldout": []}, objective=objective, total_steps=3, **extra)
     job = {"teacher": tdir, "train": run}

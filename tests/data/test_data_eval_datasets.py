@@ -67,8 +67,9 @@ def test_imagenet_manual_layout_is_copied_byte_for_byte(tmp_path):
     meta = prepare_eval_dataset("imagenet1k", tmp_path / "out", manual_path=tmp_path / "in", samples_per_shard=400)
     assert meta["class_names"][:2] == ["tench", "goldfish"] and len(meta["class_names"]) == 1000
     assert meta["splits"]["test"]["num_samples"] == 1000 and len(meta["splits"]["train"]["shards"]) == 3
-    labels = [int(v) for b in EvalLoader(tmp_path / "out", "test", image_size=4, batch_size=250) for v in b.labels]
-    assert labels == list(range(1000))
+    by_key = {k: int(v) for b in EvalLoader(tmp_path / "out", "test", image_size=4, batch_size=250)
+              for k, v in zip(b.keys, b.labels)}  # fmt: skip
+    assert [by_key[k] for k in sorted(by_key)] == list(range(1000))  # keys in class order, one image each
     import webdataset as wds
 
     first = next(iter(wds.WebDataset(str(tmp_path / "out/test/000000.tar"), shardshuffle=False)))

@@ -66,7 +66,9 @@ def test_every_dataset_goes_through_the_real_preparer(rehearsal, tmp_path, name)
         assert meta["class_names"] == load_class_names(name)  # (OpenCLIP's ImageNet list repeats a name)
     else:
         assert len(set(meta["class_names"])) == k
-    labels = [int(v) for b in EvalLoader(tmp_path / name, "test", image_size=8, batch_size=256) for v in b.labels]
+    by_key = {key: int(v) for b in EvalLoader(tmp_path / name, "test", image_size=8, batch_size=256)
+              for key, v in zip(b.keys, b.labels)}  # fmt: skip
+    labels = [by_key[key] for key in sorted(by_key)]  # in the order the preparer wrote them
     assert sorted(labels) == list(range(k))
     if name != "stanford_cars":  # the Cars annotations are in shuffled order, like the real ones
         assert labels == list(range(k))

@@ -250,7 +250,6 @@ def baseline_kwargs(w):
     dataset = base["supervised_dataset"]  # supervised fine-tuning with labels
     train.update(
         objective="supervised",
-        data_loader="stream",
         num_classes=EVAL["datasets"][dataset]["classes"],
     )
     return dict(kwargs, train=train, shards=f"{eval_dataset_dir(dataset)}/train")
