@@ -43,3 +43,5 @@ rule all:
         "results/plots/fig1_gridpg_vs_accuracy.png",
         expand("results/tables/{table}.html", table=TABLES),
         "results/plots/explanations.png",
+        "results/tables/data_quality.csv",
+        "results/tables/data_quality.html",

@@ -13,7 +13,10 @@ guard (config key ``max_corrupt_share``) compares against its threshold.
 from __future__ import annotations
 
 import collections
+import heapq
 from typing import Any
+
+FIRST_KEYS = 20  # damaged keys named in a record (as_dict); the counts are always complete
 
 
 class SkipCounter:
@@ -68,8 +71,10 @@ class SkipCounter:
     def share(self) -> float:
         return self.total / max(1, self.n_samples)
 
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data for records: totals, counts by reason and by shard, shard notes."""
+    def as_dict(self, first: int = FIRST_KEYS) -> dict[str, Any]:
+        """Plain data for records: totals, counts by reason and by shard, shard notes, and the
+        first ``first`` damaged samples in (shard, key) order as [shard, key, reason], so that a
+        person can find them."""
         by_reason: collections.Counter[str] = collections.Counter()
         by_shard: dict[str, collections.Counter[str]] = {}
         for (shard, _), reason in self.samples.items():
@@ -81,6 +86,7 @@ class SkipCounter:
             "by_reason": dict(sorted(by_reason.items())),
             "by_shard": {s: dict(sorted(c.items())) for s, c in sorted(by_shard.items())},
             "shard_notes": {s: sorted(n) for s, n in sorted(self.notes.items())},
+            "first_keys": [[s, k, r] for (s, k), r in heapq.nsmallest(first, self.samples.items())],
         }
 
     def state(self) -> dict[str, Any]:

@@ -59,12 +59,30 @@ def read_url_list_columns(path: Path, fmt: str) -> tuple[list[str], int]:
     return list(reader.schema.names), sum(batch.num_rows for batch in reader)
 
 
+def first_failures(out_dir: Path, by_shard: dict[str, int], first: int = 20) -> list[list[str]]:
+    """The first ``first`` failed samples, in (shard, key) order, as [shard, key, error message]:
+    img2dataset's per-shard parquet lists every URL of the shard, failed ones with their status."""
+    out: list[list[str]] = []
+    for shard in sorted(by_shard):
+        parquet = out_dir / shard.replace(".tar", ".parquet")
+        if len(out) >= first or not parquet.exists():
+            continue
+        columns = [c for c in ("key", "status", "error_message") if c in pq.read_schema(parquet).names]
+        rows = pq.read_table(parquet, columns=columns).to_pylist()
+        out += sorted([shard, str(r["key"]), str(r.get("error_message") or r["status"])] for r in rows
+                      if r["status"] != "success")  # fmt: skip
+    return out[:first]
+
+
 def summarize_shards(out_dir: str | os.PathLike, expected_shards: int | None = None) -> dict[str, Any]:
-    """Aggregate all ``*_stats.json`` of an img2dataset output folder into one dict."""
+    """Aggregate all ``*_stats.json`` of an img2dataset output folder into one dict: totals, failures
+    by reason and by shard (``failures_by_shard``, shards without failures left out), and the first
+    failed samples (``failed_first``, from the shards' parquet files)."""
     out_dir = Path(out_dir)
     totals = {"count": 0, "successes": 0, "failed_to_download": 0, "failed_to_resize": 0}
     reasons: dict[str, int] = {}
     shards = []
+    by_shard: dict[str, int] = {}
     for stats_path in sorted(out_dir.glob("*_stats.json")):
         stats = read_json(stats_path)
         shard = stats_path.name[: -len("_stats.json")]
@@ -74,6 +92,8 @@ def summarize_shards(out_dir: str | os.PathLike, expected_shards: int | None = N
         for reason, n in stats.get("status_dict", {}).items():
             if reason != "success":
                 reasons[reason] = reasons.get(reason, 0) + int(n)
+        if int(stats["count"]) > int(stats["successes"]):
+            by_shard[f"{shard}.tar"] = int(stats["count"]) - int(stats["successes"])
     missing = []
     if expected_shards is not None:
         present = {int(s) for s in shards}
@@ -83,6 +103,8 @@ def summarize_shards(out_dir: str | os.PathLike, expected_shards: int | None = N
         **totals,
         "success_rate": rate,
         "failures_by_reason": dict(sorted(reasons.items())),
+        "failures_by_shard": by_shard,
+        "failed_first": first_failures(out_dir, by_shard),
         "shards": [f"{s}.tar" for s in shards],
         "missing_shards": missing,
     }

@@ -18,7 +18,7 @@ from aloe.io import write_text
 from aloe.tables.model import Cell
 from aloe.tables.names import TEACHER
 
-_STYLE = """body{font-family:sans-serif;font-size:14px}
+STYLE = """body{font-family:sans-serif;font-size:14px}
 table{border-collapse:collapse;border-top:2px solid #000;border-bottom:2px solid #000}
 th,td{padding:3px 10px;text-align:right}th:first-child,td:first-child{text-align:left}
 thead th{border-bottom:1px solid #000}tr.block td{font-style:italic;border-top:1px solid #000;text-align:left}
@@ -58,7 +58,7 @@ def table_html(in_csv: str | os.PathLike, out_html: str | os.PathLike, *, title:
     n = int(df.col_index.max()) + 1
     name = title or str(df.table.iloc[0])
     lines = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(name)}</title>",
-             f"<style>{_STYLE}</style></head><body><table>", "<thead><tr><th>Model</th>"
+             f"<style>{STYLE}</style></head><body><table>", "<thead><tr><th>Model</th>"
              + "".join(f"<th>{escape(str(columns.get(j, '')))}</th>" for j in range(n)) + "</tr></thead><tbody>"]  # fmt: skip
     block = None
     for r, group in df.groupby("row_index", sort=True):

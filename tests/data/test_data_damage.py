@@ -89,6 +89,9 @@ def test_counts_are_restricted_to_the_split_and_name_missing_index(shard, tmp_pa
     cut = cut_copy(shard, tmp_path, members[f"{key(8)}.cls"].offset)
     keys, counter = read(cut, keys={key(1), key(9), key(10)})  # a split holding 1 intact and 2 lost samples
     assert keys == [key(1)] and counter.as_dict()["by_reason"] == {"missing_sample": 2} and counter.n_samples == 3
+    assert counter.as_dict()["first_keys"] == [["000000.tar", key(9), "missing_sample"],
+                                               ["000000.tar", key(10), "missing_sample"]]
+    assert counter.as_dict(first=1)["first_keys"] == [["000000.tar", key(9), "missing_sample"]]
     cut.with_suffix(".parquet").unlink()  # without its index the loss cannot be counted, and the record says so
     keys, counter = read(cut)
     assert len(keys) == 8 and counter.total == 0
@@ -105,6 +108,8 @@ def test_loaders_count_each_lost_sample_once_across_epochs_and_workers(shard, tm
     summary = materialize_subset([str(cut)], _keys_file(tmp_path, [key(2), key(7), key(11)]), tmp_path / "sub",
                                  samples_per_shard=10)
     assert summary["written"] == 1 and summary["skipped"]["by_reason"] == {"incomplete_sample": 1, "missing_sample": 1}
+    assert summary["skipped"]["first_keys"] == [["000000.tar", key(7), "incomplete_sample"],
+                                                ["000000.tar", key(11), "missing_sample"]]
     assert read_index(tmp_path / "sub" / "000000.tar") == [key(2)]
 
 

@@ -34,6 +34,17 @@ def test_download_counts_gate_and_resume(tiny_world, tmp_path):
     assert sum(failed["failures_by_reason"].values()) == 3
     assert failed["failures_by_reason"]["HTTP Error 404: File not found"] == 1
     assert failed["shards"] == ["00000.tar", "00001.tar", "00002.tar"]
+    # ... and names the failed samples by shard and key: their URLs are the broken manifest entries
+    assert sum(failed["failures_by_shard"].values()) == 3 and len(failed["failed_first"]) == 3
+    assert failed["failed_first"] == sorted(failed["failed_first"])
+    urls = pd.concat([pd.read_parquet(out / n.replace(".tar", ".parquet")).assign(shard=n) for n in failed["shards"]])
+    urls = urls.set_index(["shard", "key"])["url"]
+    kind = dict(zip(manifest["path"], manifest["kind"]))
+    assert sorted(kind[urls[(s, k)].split("/", 3)[3]] for s, k, _ in failed["failed_first"]) == [
+        "empty", "missing", "not_image"]
+    assert {s for s, _, _ in failed["failed_first"]} == set(failed["failures_by_shard"])
+    assert sorted(m for _, _, m in failed["failed_first"]) == sorted(
+        m for m, n in failed["failures_by_reason"].items() for _ in range(n))
 
     # 2. Simulated crash inside shard 1: no stats file, half-written tar.
     before = {n: ((out / n).read_bytes(), (out / n).stat().st_mtime_ns) for n in ("00000.tar", "00002.tar")}

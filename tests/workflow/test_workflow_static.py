@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,3 +155,20 @@ def test_table_target_builds_only_its_sub_dag():
     assert counts["zero_shot"] == 3  # demo_siglip: teacher, bcosification, aloe
     for other in ("linear_probe", "knn", "dense_probe", "gridpg", "plot_data_efficiency"):
         assert other not in counts, other
+
+
+@pytest.mark.parametrize("preset", ["tiny", "paper"])
+def test_data_quality_reads_every_record_of_the_tables_dag_and_adds_no_job(preset):
+    """results/tables/data_quality.csv needs the downloads, subsets, runs and feature caches of the
+    tables and plots: all of them, and no job that `all` would not run anyway."""
+    from aloe.registry import TABLE_NAMES
+
+    targets = [f"results/tables/{t}.{e}" for t in TABLE_NAMES for e in ("csv", "tex", "html")]
+    targets += [f"results/plots/{p}.png" for p in ("fig9_data_efficiency", "fig1_gridpg_vs_accuracy", "explanations")]
+    out = snakemake(*targets, "-n", "--config", f"preset={preset}", "--quiet", "rules")
+    tables = job_counts(out.stdout + out.stderr)
+    out = snakemake("results/tables/data_quality.csv", "-n", "--config", f"preset={preset}", "--quiet", "rules")
+    quality = job_counts(out.stdout + out.stderr)
+    for rule in ("download_alignment_set", "alignment_subset", "align_run", "baseline_run", "features"):
+        assert quality[rule] == tables[rule] > 0, rule
+    assert quality.pop("data_quality") == 1 and set(quality) <= set(tables)

@@ -164,6 +164,77 @@ def table_plan(table):
 TABLES = list(TABLE_NAMES)
 
 
+def fig9_records():
+    names = [f"{f:g}" for f in ABLATIONS["fractions"]["settings"]]
+    return metric_files(
+        "linear_probe",
+        ABLATIONS["fractions"]["teachers"],
+        FIRST,
+        ablation_variants("data", names),
+    )
+
+
+def fig1_records():
+    main = STUDY["tables"]["main"]
+    return metric_files(
+        "linear_probe", main, FIRST, lambda t: ["teacher", "aloe"]
+    ) + gridpg_files(main)
+
+
+# ---- used by tables.smk (data quality) ----
+FEATURE_KINDS = {
+    "linear_probe": None,
+    "knn": None,
+    "dense": "dense",
+    "gridpg": "gridpg",
+}
+
+
+def evaluated():
+    """(kind, teacher, variant, dataset or task/method) of every metric record the tables and plots
+    read, and the explanation grid's linear-probe heads."""
+    paths = fig9_records() + fig1_records()
+    for table in TABLES:
+        paths += table_plan(table)[0]
+    found = {tuple(p.removesuffix(".json").split("/")[2:6]) for p in paths}
+    for b in explanation_backbones(FIRST[0]):
+        found |= {("linear_probe", b["name"], v, FIRST[0]) for v in ("teacher", "aloe")}
+    return sorted(found)
+
+
+def data_quality_records():
+    """The records that count damaged samples, of every stage the tables and plots depend on: the
+    alignment set's download summary, its subsets, the alignment and baseline runs, and the
+    feature caches."""
+    features, runs, fractions = set(), set(), set()
+    for kind, teacher, variant, what in evaluated():
+        if kind in FEATURE_KINDS:  # dense / gridpg: the dataset of that evaluation
+            fixed = FEATURE_KINDS[kind]
+            dataset = what if fixed is None else EVAL[fixed]["dataset"]
+            features |= {
+                feature_file(teacher, variant, dataset, s) for s in ("train", "test")
+            }
+        if variant == "bcosification":
+            runs.add(f"results/align/{teacher}/bcosification/result.json")
+        elif variant != "teacher":
+            setting = variant_setting(variant)
+            fractions.add(SETTINGS[setting]["overrides"].get("fraction", 1.0))
+            runs |= {
+                f"results/align/{teacher}/{setting}/lr{lr:g}/result.json"
+                for lr in SETTINGS[setting]["lrs"]
+            }
+    # every ALOE run reads the held-out subset, and a fraction below 1 its own subset (run_inputs)
+    subsets = ["val"] * bool(fractions) + [f"{f:g}" for f in sorted(fractions) if f < 1]
+    return dict(
+        downloads=[f"{SHARDS}/summary.json"],
+        subsets=[
+            f"results/alignment_sets/{ASET}/subset_{s}/subset.json" for s in subsets
+        ],
+        runs=sorted(runs),
+        features=sorted(features),
+    )
+
+
 # ---- used by tables.smk (report) ----
 REPORT = "../report"
 # post-hoc methods shown on the teachers: the GridPG methods (bcos is the student's own column);

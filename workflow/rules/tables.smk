@@ -24,14 +24,7 @@ rule table:
 
 rule plot_data_efficiency:
     input:
-        record_paths=metric_files(
-            "linear_probe",
-            ABLATIONS["fractions"]["teachers"],
-            FIRST,
-            ablation_variants(
-                "data", [f"{f:g}" for f in ABLATIONS["fractions"]["settings"]]
-            ),
-        ),
+        record_paths=fig9_records(),
     output:
         out_png=report(
             "results/plots/fig9_data_efficiency.png",
@@ -57,13 +50,7 @@ rule plot_data_efficiency:
 
 rule plot_gridpg_vs_accuracy:
     input:
-        record_paths=metric_files(
-            "linear_probe",
-            STUDY["tables"]["main"],
-            FIRST,
-            lambda t: ["teacher", "aloe"],
-        )
-        + gridpg_files(STUDY["tables"]["main"]),
+        record_paths=fig1_records(),
     output:
         out_png=report(
             "results/plots/fig1_gridpg_vs_accuracy.png",
@@ -140,5 +127,34 @@ rule explanation_grid:
             device="auto",
         ),
         launch=launch_block("explain"),
+    script:
+        STAGE
+
+
+rule data_quality:
+    input:
+        **data_quality_records(),
+    output:
+        out_csv=report(
+            "results/tables/data_quality.csv",
+            caption=f"{REPORT}/data_quality.rst",
+            category="Data quality",
+            labels={"table": "data_quality", "format": "CSV"},
+        ),
+        out_html=report(
+            "results/tables/data_quality.html",
+            caption=f"{REPORT}/data_quality.rst",
+            category="Data quality",
+            labels={"table": "data_quality", "format": "HTML"},
+        ),
+    log:
+        "results/logs/tables/data_quality.log",
+    benchmark:
+        "results/benchmarks/tables/data_quality.tsv"
+    conda:
+        "../../envs/tables.yaml"
+    params:
+        fn="aloe.tables.data_quality:build_data_quality",
+        kwargs={},
     script:
         STAGE
