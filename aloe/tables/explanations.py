@@ -4,7 +4,7 @@ post-hoc explanations of its teacher, side by side. PNG, matplotlib Agg backend,
 Rows are (backbone, image) pairs, grouped by backbone; the same images appear for every
 backbone. Columns: input | B-cos W(x)x of the student for its predicted class | one column per
 post-hoc method on the teacher for the teacher's predicted class. Both models classify through
-their own linear-probe head (``aloe.eval.stages.load_head`` refuses a head of another backbone).
+their own linear-probe head (``aloe.eval.classifier.load_head`` refuses a head of another backbone).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import torch  # noqa: E402
 
 from aloe.bcos import explanation_to_rgba  # noqa: E402
 from aloe.data.eval_loader import EvalLoader  # noqa: E402
-from aloe.eval.classifier import ProbedClassifier  # noqa: E402
+from aloe.eval.classifier import ProbedClassifier, load_head  # noqa: E402
 from aloe.device import resolve_device  # noqa: E402
-from aloe.eval.stages import load_backbone, load_head  # noqa: E402
+from aloe.models.backbones import load_backbone  # noqa: E402
 from aloe.io import atomic_path  # noqa: E402
 from aloe.models import explain  # noqa: E402
 from aloe.tables.names import BACKBONE_LABELS, METHOD_LABELS, label  # noqa: E402

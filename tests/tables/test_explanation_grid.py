@@ -13,9 +13,9 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from aloe.data.synthetic_world import SYNTHETIC_PRESETS, make_synthetic_world
-from aloe.eval.classifier import ProbedClassifier
-from aloe.eval.stages import checkpoint_checksum, load_backbone, load_head
+from aloe.eval.classifier import ProbedClassifier, load_head
 from aloe.models import bcosify, load_teacher
+from aloe.models.backbones import checkpoint_checksum, load_backbone
 from aloe.tables.explanations import (
     CELL_INCHES, DPI, HEADER_INCHES, bcos_rgb, explanation_grid, heat_map, images_by_key, pick_images,
 )  # fmt: skip
