@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 
-from aloe.eval.records import code_version
+from aloe.records import code_version
 from aloe.tensorfile import save_tensors, state_checksum
 
 # Provenance keys compared on load. code_version is recorded but not compared, so a cache

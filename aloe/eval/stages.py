@@ -1,5 +1,5 @@
 """Entry points for the workflow: each takes paths and config values as keyword arguments,
-reads cached features or checkpoints, and writes one result-record file (``records``).
+reads cached features or checkpoints, and writes one result-record file (``aloe.records``).
 
 Backbones are loaded by ``aloe.models.backbones.load_backbone``: ``backbone_kind`` "teacher" for a
 HF checkpoint (``load_teacher``), "student" for a saved B-cos student (``load_student``), whether
@@ -23,10 +23,10 @@ from aloe.eval.features import cached_features, load_features, read_provenance
 from aloe.eval.gridpg import evaluate_gridpg
 from aloe.eval.knn import knn_top1
 from aloe.eval.linear_probe import DINOV2_LRS, linear_probe
-from aloe.eval.records import MetricUnavailable, make_record, make_unavailable_record, write_records
 from aloe.eval.zeroshot import build_siglip_classifier, zeroshot_top1
 from aloe.models import load_teacher
 from aloe.models.backbones import checkpoint_checksum, load_backbone
+from aloe.records import MetricUnavailable, make_record, make_unavailable_record, write_records
 from aloe.tensorfile import save_tensors
 
 _log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""Result records: each evaluation writes one small JSON file, so the tables stage only collects.
+"""Result records: each evaluation (``aloe.eval``) writes one small JSON file, so the tables stage
+(``aloe.tables``, which imports nothing of ``aloe.eval``) only collects.
 
 A file holds a JSON list of records (one for single-number evaluations such as LP top-1, several
 for the dense probes' metrics); every record has the keys in RECORD_KEYS, plus ``status``:
@@ -46,7 +47,7 @@ def code_version() -> str:
         version = importlib.metadata.version("aloe")
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[1]
     try:
         out = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],
