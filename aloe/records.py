@@ -25,6 +25,9 @@ from aloe.io import read_json, write_json
 
 RECORD_KEYS = ("metric", "value", "backbone", "variant", "dataset", "params", "code_version")
 STATUS_OK, STATUS_UNAVAILABLE = "ok", "unavailable"
+# The explanation grid's panels are no metric: their own record (aloe.eval.explanation_panels
+# writes it, aloe.tables.explanations reads it) carries this format tag.
+PANELS_FORMAT = "aloe.explanation_panels/1"
 
 
 class MetricUnavailable(Exception):
