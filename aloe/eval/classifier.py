@@ -1,11 +1,15 @@
-"""The evaluated classifier: a frozen backbone followed by its linear-probe head."""
+"""The evaluated classifier: a frozen backbone followed by its linear-probe head, and that head's file."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from torch import nn
+
+from aloe.models.backbones import checkpoint_checksum
 
 
 class ProbedClassifier(nn.Module):
@@ -30,3 +34,13 @@ class ProbedClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone(images).pooler_output.float() @ self.weight + self.bias
+
+
+def load_head(path: str | os.PathLike, backbone_path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """A saved linear-probe head (``run_linear_probe``'s ``head_out``): (weight (D, C), bias (C,));
+    refuses a head trained on another backbone's features (its ``backbone_checksum`` metadata)."""
+    with safe_open(str(path), framework="pt") as f:
+        meta, weight, bias = f.metadata() or {}, f.get_tensor("weight"), f.get_tensor("bias")
+    if meta.get("backbone_checksum") != checkpoint_checksum(backbone_path):
+        raise ValueError(f"head {path} was trained on features of another backbone (checksum mismatch)")
+    return weight, bias

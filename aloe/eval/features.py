@@ -18,9 +18,8 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 
-from aloe.eval.records import code_version
-from aloe.tensorfile import save_tensors
-from aloe.tensorfile import state_checksum as tensor_state_checksum
+from aloe.records import code_version
+from aloe.tensorfile import save_tensors, state_checksum
 
 # Provenance keys compared on load. code_version is recorded but not compared, so a cache
 # survives commits that do not touch the backbone or the feature layout.
@@ -41,12 +40,6 @@ class NonFiniteFeaturesError(ValueError):
             f"{len(indices)} sample(s) have NaN/inf in feature {name!r} ({where}); "
             f"sample indices: {shown}"
         )
-
-
-def state_checksum(module: torch.nn.Module) -> str:
-    """sha256 over the module's state dict (names, dtypes, shapes, data) in sorted order: the same
-    digest as ``aloe.tensorfile.tensors_checksum`` of a file holding that state."""
-    return tensor_state_checksum(module.state_dict())
 
 
 def feature_spec(last_n: int = 1, avgpool: bool = False, patch_blocks: Sequence[int] = ()) -> dict:
@@ -249,15 +242,16 @@ def cached_features(
 ) -> dict[str, torch.Tensor]:
     """Load ``path`` if it exists and matches; otherwise extract, save and return features.
 
-    ``backbone_checksum`` defaults to ``state_checksum(backbone)``; pass a checkpoint-file
-    checksum when the loaded module has parameters the checkpoint does not fix.
+    ``backbone_checksum`` defaults to ``aloe.tensorfile.state_checksum`` of the backbone's state dict
+    (the digest a file holding that state would have); pass ``aloe.models.backbones.checkpoint_checksum``
+    when the loaded module has parameters the checkpoint does not fix.
 
     An existing file with a different provenance raises instead of being overwritten. If
     ``batches`` has a ``skipped`` counter (aloe.data loaders), its counts are stored too.
     """
     spec = feature_spec(last_n, avgpool, patch_blocks)
     prov = make_provenance(
-        backbone_checksum=backbone_checksum or state_checksum(backbone), dataset=dataset, split=split,
+        backbone_checksum=backbone_checksum or state_checksum(backbone.state_dict()), dataset=dataset, split=split,
         preprocessing=preprocessing, spec=spec,
     )
     if Path(path).exists():

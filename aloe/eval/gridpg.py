@@ -7,7 +7,7 @@ and counted. Chance level for a uniform map is 0.25.
 
 When the data cannot give a score (confident images of fewer than 4 classes, or no cell with
 positive attribution mass) the functions raise ``NotEnoughData`` / ``MetricUnavailable`` with the
-counts behind it; the stage writes that as an "unavailable" record (``aloe.eval.records``).
+counts behind it; the stage writes that as an "unavailable" record (``aloe.records``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from aloe.eval.records import MetricUnavailable, NotEnoughData
+from aloe.records import MetricUnavailable, NotEnoughData
 
 CLASSES_PER_GRID = 4
 

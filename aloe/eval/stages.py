@@ -1,66 +1,35 @@
 """Entry points for the workflow: each takes paths and config values as keyword arguments,
-reads cached features or checkpoints, and writes one result-record file (``records``).
+reads cached features or checkpoints, and writes one result-record file (``aloe.records``).
 
-Backbones are loaded through the foundation API: ``backbone_kind`` "teacher" for a HF
-checkpoint (``load_teacher``), "student" for a saved B-cos student (``load_student``),
-whether B-cosified or ALOE-aligned.
+Backbones are loaded by ``aloe.models.backbones.load_backbone``: ``backbone_kind`` "teacher" for a
+HF checkpoint (``load_teacher``), "student" for a saved B-cos student (``load_student``), whether
+B-cosified or ALOE-aligned; heads by ``aloe.eval.classifier.load_head``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from safetensors import safe_open
-from transformers.utils import cached_file
 
 from aloe.data.eval_loader import EvalLoader
 from aloe.device import resolve_device
-from aloe.eval.classifier import ProbedClassifier
+from aloe.eval.classifier import ProbedClassifier, load_head
 from aloe.eval.deletion import deletion_curve, deletion_fractions
 from aloe.eval.dense import evaluate_dense_probe
 from aloe.eval.features import cached_features, load_features, read_provenance
 from aloe.eval.gridpg import evaluate_gridpg
 from aloe.eval.knn import knn_top1
 from aloe.eval.linear_probe import DINOV2_LRS, linear_probe
-from aloe.eval.records import MetricUnavailable, make_record, make_unavailable_record, write_records
 from aloe.eval.zeroshot import build_siglip_classifier, zeroshot_top1
-from aloe.models import load_student, load_teacher
-from aloe.tensorfile import save_tensors, tensors_checksum
+from aloe.models import load_teacher
+from aloe.models.backbones import checkpoint_checksum, load_backbone
+from aloe.records import MetricUnavailable, make_record, make_unavailable_record, write_records
+from aloe.tensorfile import save_tensors
 
-BACKBONE_KINDS = ("teacher", "student")
 _log = logging.getLogger(__name__)
-
-
-def load_backbone(path: str | os.PathLike, kind: str) -> torch.nn.Module:
-    if kind == "teacher":
-        return load_teacher(str(path))
-    if kind == "student":
-        return load_student(path).eval()
-    raise ValueError(f"backbone_kind must be one of {BACKBONE_KINDS}, got {kind!r}")
-
-
-def checkpoint_checksum(path: str | os.PathLike) -> str:
-    """sha256 over the tensors of a checkpoint's weight files (model.safetensors, or every shard),
-    by name, dtype, shape and data (``aloe.tensorfile.tensors_checksum``): not over file bytes,
-    which change with the header's key order and metadata while the weights do not.
-
-    The files, not the loaded module, are hashed: a loaded HF model can hold freshly initialised
-    tensors the checkpoint does not contain (e.g. an unused ViT pooler), which differ per load.
-    """
-    directory = Path(path)
-    if not directory.is_dir():
-        single = cached_file(str(path), "model.safetensors", _raise_exceptions_for_missing_entries=False)
-        if single is None:
-            raise FileNotFoundError(f"no model.safetensors found for backbone {path!r}")
-        directory = Path(single).parent
-    files = sorted(directory.glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"backbone checkpoint {directory} has no .safetensors weight files")
-    return tensors_checksum(files)
 
 
 def preprocessing_record(backbone: Any, image_size: int) -> dict[str, Any]:
@@ -271,15 +240,6 @@ def run_dense_probe(
     recs = [make_record(f"{task}_{name}", v, backbone=backbone, variant=variant, dataset=dataset, params=params)
             for name, v in metrics.items()]  # fmt: skip
     return write_records(out, recs)
-
-
-def load_head(path: str | os.PathLike, backbone_path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
-    """A saved linear-probe head; refuses a head trained on another backbone's features."""
-    with safe_open(str(path), framework="pt") as f:
-        meta, weight, bias = f.metadata() or {}, f.get_tensor("weight"), f.get_tensor("bias")
-    if meta.get("backbone_checksum") != checkpoint_checksum(backbone_path):
-        raise ValueError(f"head {path} was trained on features of another backbone (checksum mismatch)")
-    return weight, bias
 
 
 def _load_images(dataset_dir: str, split: str, image_size: int, max_images: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,7 +1,7 @@
 """Teachers, B-cos students, the conversion between them, and explanations."""
 
 from aloe.models.bcosify import bcosify, shared_linear_weights, student_config_for
-from aloe.models.checkpoint import file_checksum, load_student, save_student
+from aloe.models.checkpoint import load_student, save_student
 from aloe.models.explain import Explanation, explain
 from aloe.models.outputs import EncoderOutput
 from aloe.models.student import BcosStudent
@@ -10,5 +10,5 @@ from aloe.models.teacher import Teacher, load_teacher
 
 __all__ = [
     "BcosStudent", "EncoderOutput", "Explanation", "StudentConfig", "Teacher", "bcosify", "explain",
-    "file_checksum", "load_student", "load_teacher", "save_student", "shared_linear_weights", "student_config_for",
+    "load_student", "load_teacher", "save_student", "shared_linear_weights", "student_config_for",
 ]

@@ -7,7 +7,6 @@ config key that holds a bad value.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -15,7 +14,7 @@ from safetensors.torch import load_file
 
 from aloe.models.student import BcosStudent
 from aloe.models.student_config import StudentConfig
-from aloe.tensorfile import read_header, save_tensors, tensors_checksum
+from aloe.tensorfile import read_header, save_tensors
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -59,15 +58,3 @@ def load_student(directory: str | Path, map_location: str | torch.device = "cpu"
     student.load_state_dict(state, strict=True)
     return student.to(map_location)
 
-
-def file_checksum(path: str | Path) -> str:
-    """sha256 of a file: for a ``.safetensors`` file over its tensors (name, dtype, shape, data;
-    ``aloe.tensorfile.tensors_checksum``), so header order and metadata do not change it; else over
-    its bytes."""
-    if Path(path).suffix == ".safetensors":
-        return tensors_checksum([path])
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -6,7 +6,7 @@ variant "teacher", "bcosification" or "aloe"; an ablation run of ALOE uses the v
 "aloe:loss=mse", "aloe:data=0.01" (share of the alignment set). A record may instead keep
 variant "aloe" and carry ``params["ablation"] = "<axis>=<setting>"``; both spell the same cell.
 GridPG records name their attribution method in ``params["method"]``. A record with status
-"unavailable" (``aloe.eval.records``) is indexed like any other; its Entry has value None and the
+"unavailable" (``aloe.records``) is indexed like any other; its Entry has value None and the
 record's reason, which the tables print as "n/a" with a footnote.
 """
 
@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from aloe.eval.records import STATUS_UNAVAILABLE, read_records, record_status
+from aloe.records import STATUS_UNAVAILABLE, read_records, record_status
 
 ABLATION_AXES = ("depths", "loss", "data")
 

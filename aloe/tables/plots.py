@@ -3,7 +3,7 @@
 
 Data-efficiency records are ALOE runs with variant "aloe:data=<fraction of the alignment set>".
 Each function returns the plotted numbers so callers and tests can check them. A point whose
-record is unavailable (``aloe.eval.records``) is not drawn: the function logs it, lists it under
+record is unavailable (``aloe.records``) is not drawn: the function logs it, lists it under
 the axes with its reason, and returns it with status "unavailable".
 """
 

@@ -16,8 +16,9 @@ from aloe.eval.attributions import chefercam, legrad, make_attribution_fn
 from aloe.eval.attributions.attention_maps import recorded_attention
 from aloe.eval.classifier import ProbedClassifier
 from aloe.eval.gridpg import evaluate_gridpg
-from aloe.eval.stages import checkpoint_checksum, load_backbone, run_gridpg
+from aloe.eval.stages import run_gridpg
 from aloe.models import Teacher
+from aloe.models.backbones import checkpoint_checksum, load_backbone
 
 from eval_helpers import save_tiny_teacher
 

@@ -3,8 +3,9 @@ import torch
 
 from aloe.eval.features import (
     NonFiniteFeaturesError, ProvenanceMismatchError, cached_features, check_finite, extract_features,
-    feature_spec, load_features, make_provenance, read_provenance, save_features, state_checksum,
+    feature_spec, load_features, make_provenance, read_provenance, save_features,
 )
+from aloe.tensorfile import state_checksum
 
 
 def _batches(n=10, bs=4, seed=0):
@@ -40,7 +41,7 @@ def test_cache_roundtrip_and_provenance_mismatch(tiny_teacher, teacher_factory, 
     kw = dict(dataset="toy", split="train", preprocessing={"resize": 32})
     f1 = cached_features(path, tiny_teacher, batches, **kw)
     prov = read_provenance(path)
-    assert prov["backbone_checksum"] == state_checksum(tiny_teacher) and prov["split"] == "train"
+    assert prov["backbone_checksum"] == state_checksum(tiny_teacher.state_dict()) and prov["split"] == "train"
     # second call loads from the file: the batches are not consumed
     f2 = cached_features(path, tiny_teacher, iter(()), **kw)
     assert torch.equal(f1["global"], f2["global"])

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from aloe.eval.gridpg import cell_scores, confident_correct, evaluate_gridpg, gridpg, make_grids
-from aloe.eval.records import MetricUnavailable, NotEnoughData
+from aloe.records import MetricUnavailable, NotEnoughData
 
 K = 5  # classes; an image of class k lights channel k
 

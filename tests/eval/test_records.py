@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from aloe.eval.records import (
+from aloe.records import (
     RECORD_KEYS, NotEnoughData, code_version, make_record, make_unavailable_record, read_records, record_status,
     write_record, write_records,
 )  # fmt: skip

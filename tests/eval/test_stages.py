@@ -5,12 +5,13 @@ import torch
 
 from aloe import bcosify
 from aloe.data.zero_shot import load_templates
+from aloe.eval.classifier import load_head
 from aloe.eval.features import ProvenanceMismatchError, load_features, read_metadata
-from aloe.eval.records import RECORD_KEYS, read_records
 from aloe.eval.stages import (
-    load_head, run_deletion, run_dense_probe, run_extract_features, run_gridpg, run_knn, run_linear_probe,
+    run_deletion, run_dense_probe, run_extract_features, run_gridpg, run_knn, run_linear_probe,
     run_zeroshot,
 )
+from aloe.records import RECORD_KEYS, read_records
 
 from eval_helpers import save_tiny_teacher
 

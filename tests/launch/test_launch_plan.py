@@ -27,7 +27,7 @@ STAGE_RULES = {
     "align": ["align_run", "baseline_run"],
     "features": ["features"],
     "probe": ["linear_probe", "knn", "zero_shot", "dense_probe"],
-    "explain": ["gridpg", "deletion", "explanation_grid"],
+    "explain": ["gridpg", "deletion", "explanation_panels"],
 }
 
 
@@ -72,7 +72,7 @@ def test_plan_of_the_paper_study_matches_the_dry_run(tmp_path):
     assert (jobs["download"], jobs["data"]) == (8, 1 + 4 + 3)  # 8 torchvision; img2dataset, 4 subsets, 3 manual
     assert order == [*jobs, "total"]  # the resource blocks in config order, local, then total
     assert {s: int(r["jobs"]) for s, r in rows.items() if s != "total"} == jobs
-    assert int(rows["total"]["jobs"]) == sum(counts.values()) == 882
+    assert int(rows["total"]["jobs"]) == sum(counts.values()) == 883
     assert jobs["align"] == 52 and jobs["features"] == 263 and jobs["probe"] == 465
     res = CONFIG["paper"]["resources"]
     for stage in STAGE_RULES:

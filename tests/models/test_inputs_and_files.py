@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from aloe import bcosify, explain, load_teacher
-from aloe.eval.stages import checkpoint_checksum
-from aloe.models import file_checksum, load_student
+from aloe.models import load_student
+from aloe.models.backbones import checkpoint_checksum
 from aloe.tensorfile import save_tensors, state_checksum, tensors_checksum
 
 from .tiny_teachers import IMAGE, make_teacher_dir
@@ -113,8 +113,8 @@ def test_checksums_cover_tensors_not_bytes(student, tmp_path):
     save_file(state, str(tmp_path / "plain.safetensors"), metadata={"a": "1", "b": "2"})
     save_tensors(tmp_path / "canonical.safetensors", state, metadata={"other": "metadata"})
     assert (tmp_path / "plain.safetensors").read_bytes() != (tmp_path / "canonical.safetensors").read_bytes()
-    digest = file_checksum(tmp_path / "plain.safetensors")
-    assert digest == file_checksum(tmp_path / "canonical.safetensors") == state_checksum(state)
+    digest = tensors_checksum([tmp_path / "plain.safetensors"])
+    assert digest == tensors_checksum([tmp_path / "canonical.safetensors"]) == state_checksum(state)
     names = sorted(state)  # the same tensors split over two shards (HF sharded checkpoints)
     (tmp_path / "sharded").mkdir()
     save_file({k: state[k] for k in names[:5]}, str(tmp_path / "sharded" / "model-1.safetensors"))

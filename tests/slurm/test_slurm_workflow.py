@@ -23,7 +23,7 @@ STAGE_OF_RULE = {  # every rule that launches a job, and the config resource blo
     "teacher": "teacher", "download_alignment_set": "data", "alignment_subset": "data", "prepare_eval_dataset": "data",
     "align_run": "align", "baseline_run": "align", "features": "features", "linear_probe": "probe",
     "knn": "probe", "zero_shot": "probe", "dense_probe": "probe", "gridpg": "explain", "deletion": "explain",
-    "explanation_grid": "explain",
+    "explanation_panels": "explain",
 }
 GPU_STAGES = {"align", "features", "probe", "explain"}
 

@@ -9,7 +9,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
-from aloe.eval.records import make_record, write_records
+from aloe.records import make_record, write_records
 
 PAPER_BACKBONES = ("vit_b16_sup", "siglip2_b16", "dinov3_b16")
 PAPER_DATASETS = ("imagenet1k", "caltech101", "flowers102", "food101", "fgvc_aircraft", "dtd", "stanford_cars",

@@ -14,7 +14,7 @@ from tables_helpers import (
     write_demo_records, write_recognition,
 )  # fmt: skip
 
-from aloe.eval.records import make_record, read_records, write_records
+from aloe.records import make_record, read_records, write_records
 from aloe.tables import TABLES, MissingRecordError, build_table
 from aloe.tables.render import tex_escape
 

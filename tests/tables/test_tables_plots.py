@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from tables_helpers import DEMO_BACKBONES, write_demo_records
 
-from aloe.eval.records import read_records, write_records
+from aloe.records import read_records, write_records
 from aloe.tables import MissingRecordError, plot_data_efficiency, plot_gridpg_vs_accuracy
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -15,7 +15,7 @@ from tables_helpers import (
 )  # fmt: skip
 
 from aloe.eval.gridpg import make_grids
-from aloe.eval.records import NotEnoughData, make_unavailable_record, read_records, write_records
+from aloe.records import NotEnoughData, make_unavailable_record, read_records, write_records
 from aloe.tables import build_table, plot_data_efficiency, plot_gridpg_vs_accuracy
 from aloe.tables.html import table_html
 from aloe.tables.render import tex_escape

@@ -37,7 +37,7 @@ def test_every_job_of_every_preset_binds_to_its_stage_function(preset):
     counts = result["counts"]
     # the whole DAG was built: every stage family has jobs
     for rule in ("teacher", "align_run", "baseline_run", "features", "linear_probe", "knn", "zero_shot",
-                 "dense_probe", "gridpg", "table", "explanation_grid"):
+                 "dense_probe", "gridpg", "table", "explanation_panels", "explanation_grid"):
         assert counts.get(rule, 0) >= 1, rule
     if preset == "paper":
         assert counts["prepare_eval_dataset"] == 11 and counts["features"] == 263 and counts["table"] == 11

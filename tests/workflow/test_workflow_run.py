@@ -106,10 +106,10 @@ def test_lp_edit_reruns_only_lp_and_its_consumers(tiny_run):
     finally:
         (tiny_run / "config.yaml").write_text((ROOT / "config.yaml").read_text())
     assert counts.pop("linear_probe") > 0
-    # consumers: the tables, plots and report pages that show LP; GridPG, deletion and the explanation grid
-    # (they use the LP head)
+    # consumers: the tables, plots and report pages that show LP; GridPG, deletion and the explanation
+    # grid's panels (they use the LP head), and the grid drawn from them
     assert set(counts) <= {"table", "table_html", "plot_data_efficiency", "plot_gridpg_vs_accuracy", "gridpg",
-                           "deletion", "explanation_grid", "all"}
+                           "deletion", "explanation_panels", "explanation_grid", "all"}
     assert "features" not in counts and "align_run" not in counts and "knn" not in counts
 
 

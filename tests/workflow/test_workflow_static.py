@@ -70,13 +70,13 @@ def test_paper_rules_declare_the_gpus_cpus_and_memory_of_their_jobs():
     assert declared["features"] == {(1, 12, 64 * 1024)}
     for rule in ("linear_probe", "knn", "zero_shot", "dense_probe"):
         assert declared[rule] == {(1, 8, 64 * 1024)}, rule
-    assert declared["gridpg"] == declared["explanation_grid"] == {(1, 8, 64 * 1024)}
+    assert declared["gridpg"] == declared["explanation_panels"] == {(1, 8, 64 * 1024)}
     assert declared["download_alignment_set"] == declared["alignment_subset"] == {(0, 16, 64 * 1024)}  # CPU jobs
     # on the submit host (where: submit_host): hub teachers and torchvision downloads hold nothing on the cluster;
     # the manual datasets (ImageNet, Stanford Cars, NYUv2) are converted by `data` jobs
     assert declared["teacher"] == {(0, 0, 0)}
     assert declared["prepare_eval_dataset"] == {(0, 0, 0), (0, 16, 64 * 1024)}
-    for rule in ("table", "select_alignment", "install_baseline", "alignment_splits", "all"):
+    for rule in ("table", "explanation_grid", "select_alignment", "install_baseline", "alignment_splits", "all"):
         assert declared[rule] == {(0, 0, 0)}, rule  # runs on the submit host, holds nothing on the cluster
 
 

@@ -237,6 +237,12 @@ def data_quality_records():
 
 # ---- used by tables.smk (report) ----
 REPORT = "../report"
+
+
+# ---- used by eval.smk (explanation_panels) and tables.smk (explanation_grid) ----
+# the panels of the report's explanation grid: their record (JSON) and their images and maps
+PANELS_RECORD = "results/explanations/panels.json"
+PANELS_TENSORS = "results/explanations/panels.safetensors"
 # post-hoc methods shown on the teachers: the GridPG methods (bcos is the student's own column);
 # CheferCAM needs a [CLS] token, so SigLIP rows show it as n/a (LeGrad handles SigLIP).
 EXPLAIN_METHODS = [m for m in EVAL["gridpg"]["methods"] if m != "bcos"]

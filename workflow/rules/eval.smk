@@ -1,5 +1,6 @@
 # Evaluation stages (aloe.eval): feature cache, linear probe, k-NN, zero-shot, dense probes,
-# GridPG and pixel deletion, each writing one result-record file for the tables.
+# GridPG and pixel deletion, each writing one result-record file for the tables; and the panels
+# of the report's explanation grid (images, maps, predictions) for its plot.
 
 
 rule features:
@@ -223,6 +224,37 @@ rule deletion:
             max_fraction=EVAL["deletion"]["max_fraction"],
             steps=EVAL["deletion"]["steps"],
             max_images=EVAL["deletion"]["num_images"],
+        ),
+        launch=launch_block("explain"),
+    script:
+        STAGE
+
+
+rule explanation_panels:
+    input:
+        explanation_inputs(FIRST[0]),
+    output:
+        out=PANELS_RECORD,
+        panels_out=PANELS_TENSORS,
+    log:
+        "results/logs/eval/explanation_panels.log",
+    benchmark:
+        "results/benchmarks/eval/explanation_panels.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    resources:
+        **job_resources("explain"),
+    params:
+        fn="aloe.eval.explanation_panels:run_explanation_panels",
+        kwargs=dict(
+            backbones=explanation_backbones(FIRST[0]),
+            dataset_dir=eval_dataset_dir(FIRST[0]),
+            dataset=FIRST[0],
+            split="test",
+            num_images=4,
+            seed=STUDY["seed"],
+            methods=EXPLAIN_METHODS,
+            device="auto",
         ),
         launch=launch_block("explain"),
     script:

@@ -100,7 +100,8 @@ rule table_html:
 
 rule explanation_grid:
     input:
-        explanation_inputs(FIRST[0]),
+        record=PANELS_RECORD,
+        panels=PANELS_TENSORS,
     output:
         out_png=report(
             "results/plots/explanations.png",
@@ -112,21 +113,10 @@ rule explanation_grid:
     benchmark:
         "results/benchmarks/tables/explanations.tsv"
     conda:
-        "../../envs/eval.yaml"
-    resources:
-        **job_resources("explain"),
+        "../../envs/tables.yaml"
     params:
         fn="aloe.tables.explanations:explanation_grid",
-        kwargs=dict(
-            backbones=explanation_backbones(FIRST[0]),
-            dataset_dir=eval_dataset_dir(FIRST[0]),
-            split="test",
-            num_images=4,
-            seed=STUDY["seed"],
-            methods=EXPLAIN_METHODS,
-            device="auto",
-        ),
-        launch=launch_block("explain"),
+        kwargs={},
     script:
         STAGE
 

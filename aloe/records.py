@@ -1,4 +1,5 @@
-"""Result records: each evaluation writes one small JSON file, so the tables stage only collects.
+"""Result records: each evaluation (``aloe.eval``) writes one small JSON file, so the tables stage
+(``aloe.tables``, which imports nothing of ``aloe.eval``) only collects.
 
 A file holds a JSON list of records (one for single-number evaluations such as LP top-1, several
 for the dense probes' metrics); every record has the keys in RECORD_KEYS, plus ``status``:
@@ -24,6 +25,9 @@ from aloe.io import read_json, write_json
 
 RECORD_KEYS = ("metric", "value", "backbone", "variant", "dataset", "params", "code_version")
 STATUS_OK, STATUS_UNAVAILABLE = "ok", "unavailable"
+# The explanation grid's panels are no metric: their own record (aloe.eval.explanation_panels
+# writes it, aloe.tables.explanations reads it) carries this format tag.
+PANELS_FORMAT = "aloe.explanation_panels/1"
 
 
 class MetricUnavailable(Exception):
@@ -46,7 +50,7 @@ def code_version() -> str:
         version = importlib.metadata.version("aloe")
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[1]
     try:
         out = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],
