@@ -1,7 +1,8 @@
 # aloe: Align Once to Explain. The study as one DAG:
 # url lists -> shards -> teachers/students -> features -> metrics -> tables.
-# `config.yaml` holds every setting; `preset` picks the study block (demo by default, paper with
-# `--profile slurm`). Each rule calls one plain aloe function through workflow/scripts/stage.py.
+# `config.yaml` holds every setting; `preset` picks the study (demo by default, paper with
+# `--profile slurm`); demo and tiny state only what differs from paper (aloe/config.py).
+# Each rule calls one plain aloe function through workflow/scripts/stage.py.
 from pathlib import Path
 
 from snakemake.utils import min_version
@@ -20,7 +21,9 @@ hold_workflow_lock(workflow)
 configfile: "config.yaml"
 
 
-validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+# every preset resolved into its complete study (aloe/config.py), defaults filled, schema-checked
+SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+config.update(validate_config(config, SCHEMA))
 
 
 report: "workflow/report/workflow.rst"

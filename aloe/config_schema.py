@@ -1,5 +1,8 @@
 """Validate the workflow config against workflow/schemas/config.schema.yaml, with short errors.
 
+Presets other than ``paper`` are overlays (``aloe.config``): each is checked once resolved, so an
+error names the preset's key path (``tiny.alignment.lr: ...``) in the complete study.
+
 Each problem is printed as its config key path and the validator's message (values longer than
 a line are cut), not as the whole schema, which is what a failed ``snakemake.utils.validate``
 prints. Standard library + jsonschema + PyYAML: the Snakefile calls it before anything else.
@@ -7,6 +10,7 @@ prints. Standard library + jsonschema + PyYAML: the Snakefile calls it before an
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any, Mapping
 
@@ -24,19 +28,64 @@ def _key_path(path) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".") or "(top level)"
 
 
-def config_problems(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+def config_problems(config: Mapping[str, Any], schema: Mapping[str, Any], prefix: tuple = ()) -> list[str]:
     validator = jsonschema.Draft202012Validator(schema)
     problems = []
     for error in sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
         message = error.message if len(error.message) <= MAX_MESSAGE else error.message[:MAX_MESSAGE] + " ..."
-        problems.append(f"{_key_path(error.absolute_path)}: {message}")
+        problems.append(f"{_key_path((*prefix, *error.absolute_path))}: {message}")
     return problems
 
 
-def validate_config(config: Mapping[str, Any], schema_path: str | os.PathLike) -> None:
+def _deref(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    while "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def with_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, Any]) -> Any:
+    """``instance`` with every missing key that has a schema ``default`` filled in (deep copies),
+    in nested objects too; what is present is kept as it is."""
+    schema = _deref(schema, root)
+    if not isinstance(instance, dict):
+        return instance
+    out = dict(instance)
+    for key, sub in schema.get("properties", {}).items():
+        if key not in out and "default" in sub:  # a default beside a $ref belongs to this key
+            out[key] = copy.deepcopy(sub["default"])
+        sub = _deref(sub, root)
+        if key not in out and "default" in sub:
+            out[key] = copy.deepcopy(sub["default"])
+        if key in out:
+            out[key] = with_defaults(out[key], sub, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, Mapping):
+        for key in out:
+            if key not in schema.get("properties", {}):
+                out[key] = with_defaults(out[key], extra, root)
+    return out
+
+
+def validate_config(config: Mapping[str, Any], schema_path: str | os.PathLike) -> dict[str, Any]:
+    """Check ``config`` and return it with every preset resolved (``aloe.config``) and the
+    schema's ``default`` values filled in (the protocol constants, stated once there): the top
+    level against the schema, then each resolved preset against the schema's complete ``study``."""
+    from aloe.config import preset_names, resolve_preset
+
     with open(schema_path) as f:
         schema = yaml.safe_load(f)
     problems = config_problems(config, schema)
+    resolved = dict(config)
+    if not problems:
+        study_schema = {**schema["$defs"]["study"], "$defs": schema["$defs"]}
+        for name in preset_names(config):
+            try:
+                resolved[name] = with_defaults(resolve_preset(config, name), study_schema, schema)
+            except ValueError as err:
+                problems.append(str(err))
+                continue
+            problems += config_problems(resolved[name], study_schema, (name,))
     if problems:
         raise ConfigError(f"config does not follow {schema_path} ({len(problems)} problem(s)):\n  "
                           + "\n  ".join(problems))
+    return resolved

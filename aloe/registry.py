@@ -140,9 +140,11 @@ def study_problems(study: Mapping[str, Any], prefix: str) -> Iterator[str]:
         for i, name in enumerate(names):
             if name not in teachers:
                 yield f"{prefix}.{key}[{i}]: {name!r} is not a key of {prefix}.teachers ({_known(teachers)})"
-    for i, name in enumerate(study["tables"]["zero_shot"]):
-        if name in teachers and teachers[name]["family"] != "siglip":
-            yield f"{prefix}.tables.zero_shot[{i}]: {name!r} is not a SigLIP teacher (no text tower)"
+    synthetic = [f"teachers.{n}" for n, t in teachers.items() if t["source"] == "demo"] + [
+        f"alignment_sets.{n}" for n, a in study["alignment_sets"].items() if a["url_list"] == "synthetic"] + [
+        f"evaluation.datasets.{n}" for n, d in datasets.items() if d["source"] == "synthetic"]
+    if synthetic and "synthetic_world" not in study:
+        yield f"{prefix}.synthetic_world: needed by {', '.join(synthetic[:3])} (the synthetic world's sizes)"
     if study["alignment"]["set"] not in study["alignment_sets"]:
         yield (f"{prefix}.alignment.set: {study['alignment']['set']!r} is not a key of {prefix}.alignment_sets "
                f"({_known(study['alignment_sets'])})")  # fmt: skip

@@ -13,14 +13,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from aloe.config import load_config  # noqa: E402
 from aloe.launch.estimate import estimate, step_img_s  # noqa: E402
 
 
 def main() -> None:
-    paper = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["paper"]
+    paper = load_config(Path(__file__).resolve().parents[1] / "config.yaml")["paper"]
     rows = estimate(paper)
     print("| stage | jobs | GPU-hours (H100, estimate) |\n|---|---|---|")
     for name, jobs, hours in rows:

@@ -16,7 +16,6 @@ import socket
 import sys
 from pathlib import Path
 
-import yaml
 
 from aloe.io import read_json
 from aloe.rehearsal.site import site_config, write_site_file
@@ -31,12 +30,13 @@ def free_port() -> int:
 
 
 def build(root: Path, *, config_file: Path, executor: str, port: int | None, seed: int) -> Path:
+    from aloe.config import load_config
     from aloe.rehearsal.eval_data import write_eval_datasets
     from aloe.rehearsal.hub import write_hub_cache
     from aloe.rehearsal.serve import start_detached_server
     from aloe.rehearsal.web import WEB_INDEX_FILE, write_url_lists
 
-    paper = yaml.safe_load(config_file.read_text())["paper"]
+    paper = load_config(config_file)["paper"]
     root.mkdir(parents=True, exist_ok=True)
     print(f"[rehearsal] hub cache: {len(paper['teachers'])} teachers", flush=True)
     write_hub_cache(root / "hub", {n: t["source"] for n, t in paper["teachers"].items()}, seed=seed)

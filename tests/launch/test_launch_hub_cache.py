@@ -29,6 +29,11 @@ def test_launched_stage_reads_the_configured_cache_offline(tmp_path):
     record = run_stage("aloe.models.teacher_stage:prepare_teacher", kwargs, launch=_launch(tmp_path, "t"), env=env)
     assert record["source"] == HUB_ID and record["hidden_size"] == 32 and record["num_layers"] == 12
     assert json.loads((tmp_path / "t" / "teacher.json").read_text())["patch_size"] == 16
+    # the config's depth (used before any teacher is loaded) is checked against the loaded teacher
+    wrong = {**kwargs, "depth": 6, "out": str(tmp_path / "w" / "teacher.json")}
+    with pytest.raises(Exception, match=r"'teachers.vit_b16_sup.depth': .* has 12 blocks, config says 6"):
+        run_stage("aloe.models.teacher_stage:prepare_teacher", wrong, launch=_launch(tmp_path, "w"), env=env)
+    assert not (tmp_path / "w" / "teacher.json").exists()
 
 
 def test_without_the_cache_the_job_names_the_hub_id(tmp_path):

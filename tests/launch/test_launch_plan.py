@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aloe.config import load_config
 from aloe.launch.estimate import estimate
 from aloe.launch.plan import COLUMNS, PlannedJob, plan, to_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1")
-CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+CONFIG = load_config(ROOT / "config.yaml")  # resolved, as the workflow reads it
 # which resource block each job-running rule names (workflow/rules/*.smk, params.launch)
 STAGE_RULES = {
     "teacher": ["teacher"],

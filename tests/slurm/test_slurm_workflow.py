@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from aloe.config import load_config
 from aloe.launch.record import read_record_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +95,7 @@ def test_tiny_dag_ran_through_sbatch_with_the_configured_resources(slurm, crashe
     rows = {row["JobID"]: row for row in slurm.sacct(fields="JobID,JobName,Partition,Account,State,Timelimit,AllocTRES")
             if row["JobName"].startswith("aloe.")}
     stages = set()
-    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())["tiny"]["resources"]
+    cfg = load_config(ROOT / "config.yaml")["tiny"]["resources"]
     for r in records:
         row = rows[r.job_id]
         rule = row["JobName"].removeprefix("aloe.")

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import yaml
 
+from aloe.config import load_config
 from aloe.registry import DATASETS, check_study
 from aloe.rehearsal.site import merged, site_config, structure, write_site_file
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+CONFIG = load_config(ROOT / "config.yaml")  # resolved, as the workflow reads it
 
 
 def _site(tmp_path):

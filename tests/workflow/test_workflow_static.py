@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aloe.config import load_config
+
 ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1")
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -92,7 +94,7 @@ def test_slurm_profile_caps_the_gpus_and_the_command_line_replaces_it():
 def test_paper_dry_run_plans_the_study_without_network():
     out = snakemake("-n", "--profile", "slurm", "--quiet", "rules")
     counts = job_counts(out.stdout + out.stderr)
-    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())["paper"]
+    cfg = load_config(ROOT / "config.yaml")["paper"]
     n_teachers = len(cfg["teachers"])
     abl = cfg["ablations"]
     main_runs = len(cfg["alignment"]["teachers"]) * len(cfg["alignment"]["lrs"])
@@ -119,7 +121,7 @@ def test_paper_dry_run_plans_the_study_without_network():
 def test_schema_violation_stops_before_the_dag(tmp_path):
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     cfg["demo"]["alignment"]["lrs"] = "fast"
-    cfg["demo"]["evaluation"]["knn"]["bogus_key"] = 3
+    cfg["demo"]["evaluation"].setdefault("knn", {})["bogus_key"] = 3
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(cfg))
     out = snakemake("-n", "--configfile", str(bad), check=False)

@@ -17,6 +17,7 @@ rule teacher:
         kwargs=lambda w: dict(
             name=w.teacher,
             family=TEACHERS[w.teacher]["family"],
+            depth=TEACHERS[w.teacher]["depth"],
             source=TEACHERS[w.teacher]["source"],
             training=TEACHERS[w.teacher].get("training"),
             seed=STUDY["seed"],

@@ -1,0 +1,118 @@
+"""The study presets of ``config.yaml``: ``paper`` states the whole study, the others what differs.
+
+``paper`` is complete: every protocol constant (B, stem, loss weights, schedules, the probe
+protocols, ...) is written there once. Another preset is an overlay on the preset its
+``extends`` key names (default ``paper``; ``tiny`` extends ``demo``): mappings merge into the
+base key by key, values and lists replace. Blocks whose entries must not leak from the base are
+replaced whole (``REPLACED``): the named collections (teachers, alignment sets, evaluation
+datasets, the depth-ablation settings), the cluster block and each stage's resource block; a demo teacher must not inherit
+``source`` from a hub teacher, nor a CPU job 8 GPUs. The resolved preset is complete and is
+what the schema checks and the workflow reads.
+
+    python -m aloe.config show demo            # the resolved preset, as YAML
+    python -m aloe.config show tiny --configfile site.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+BASE_PRESET = "paper"
+REPLACED = (("teachers",), ("alignment_sets",), ("evaluation", "datasets"), ("ablations", "depths", "settings"),
+            ("cluster",), ("resources", "*"))
+
+
+def _replaced(path: tuple[str, ...]) -> bool:
+    return any(len(p) == len(path) and all(a in ("*", b) for a, b in zip(p, path)) for p in REPLACED)
+
+
+def overlay(base: Mapping[str, Any], over: Mapping[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``base`` with ``over`` merged in (see the module docstring); neither is modified."""
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        here = (*path, key)
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and not _replaced(here):
+            out[key] = overlay(out[key], value, here)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_preset(config: Mapping[str, Any], preset: str) -> dict[str, Any]:
+    """The complete study block of ``preset``."""
+    chain, name = [], preset
+    while name != BASE_PRESET:
+        if name in chain:
+            raise ValueError(f"config key '{preset}.extends': presets extend each other in a circle: "
+                             + " -> ".join([*chain, name]))
+        if not isinstance(config.get(name), Mapping):
+            where = f"'{chain[-1]}.extends'" if chain else "'preset'"
+            raise ValueError(f"config key {where}: no preset {name!r} in the config")
+        chain.append(name)
+        name = config[name].get("extends", BASE_PRESET)
+    study = copy.deepcopy(dict(config[BASE_PRESET]))
+    for name in reversed(chain):
+        study = overlay(study, {k: v for k, v in config[name].items() if k != "extends"})
+    return study
+
+
+def preset_names(config: Mapping[str, Any]) -> list[str]:
+    return [k for k, v in config.items() if k != "preset" and isinstance(v, Mapping)]
+
+
+def resolve_presets(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with every preset block replaced by its resolved, complete study."""
+    out = dict(config)
+    for name in preset_names(config):
+        out[name] = resolve_preset(config, name)
+    return out
+
+
+def _load(configfiles: Sequence[str | Path]) -> dict[str, Any]:
+    """config.yaml and the ``--configfile`` files, merged key by key as Snakemake merges them."""
+    def merge(a: dict, b: Mapping) -> dict:
+        for k, v in b.items():
+            a[k] = merge(a.get(k, {}), v) if isinstance(v, Mapping) and isinstance(a.get(k), dict) else v
+        return a
+
+    config: dict[str, Any] = {}
+    for path in configfiles:
+        merge(config, yaml.safe_load(Path(path).read_text()) or {})
+    return config
+
+
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load_config(*paths: str | Path) -> dict[str, Any]:
+    """config.yaml (and site files after it) as the workflow reads it: merged, every preset
+    resolved, defaults filled in and schema-checked."""
+    from aloe.config_schema import validate_config
+
+    return validate_config(_load(paths), SCHEMA)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aloe.config", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    show = sub.add_parser("show", help="print a preset as the workflow reads it (resolved, schema-checked)")
+    show.add_argument("preset")
+    show.add_argument("--configfile", action="append", default=[], help="site files merged over config.yaml")
+    show.add_argument("--base", default="config.yaml", help="the workflow config (default: ./config.yaml)")
+    args = parser.parse_args(argv)
+    config = load_config(args.base, *args.configfile)
+    if args.preset not in preset_names(config):
+        parser.error(f"no preset {args.preset!r} in {args.base} (presets: {', '.join(preset_names(config))})")
+    study = config[args.preset]
+    sys.stdout.write(yaml.safe_dump(study, sort_keys=False, width=110))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
