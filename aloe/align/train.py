@@ -1,4 +1,4 @@
-"""The alignment / baseline training loop (paper Sec. 4.3; protocols.md §3).
+"""The alignment / baseline training loop (paper Sec. 4.3).
 
 ``train(cfg, teacher, student)`` runs one run end to end and resumes it from
 ``<out_dir>/checkpoints/latest`` when present. Outputs under ``cfg.out_dir``:
