@@ -7,7 +7,7 @@ from pathlib import Path
 
 from snakemake.utils import min_version
 
-from aloe.config_schema import validate_config
+from aloe.config import validate_config
 
 min_version("9.0")
 

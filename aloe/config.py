@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import yaml
+
+from aloe.config_schema import ConfigError, config_problems, with_defaults
 
 BASE_PRESET = "paper"
 REPLACED = (("teachers",), ("alignment_sets",), ("evaluation", "datasets"), ("ablations", "depths", "settings"),
@@ -90,11 +93,32 @@ def _load(configfiles: Sequence[str | Path]) -> dict[str, Any]:
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
 
+def validate_config(config: Mapping[str, Any], schema_path: str | os.PathLike) -> dict[str, Any]:
+    """Check ``config`` and return it with every preset resolved (``aloe.config``) and the
+    schema's ``default`` values filled in (the protocol constants, stated once there): the top
+    level against the schema, then each resolved preset against the schema's complete ``study``."""
+    with open(schema_path) as f:
+        schema = yaml.safe_load(f)
+    problems = config_problems(config, schema)
+    resolved = dict(config)
+    if not problems:
+        study_schema = {**schema["$defs"]["study"], "$defs": schema["$defs"]}
+        for name in preset_names(config):
+            try:
+                resolved[name] = with_defaults(resolve_preset(config, name), study_schema, schema)
+            except ValueError as err:
+                problems.append(str(err))
+                continue
+            problems += config_problems(resolved[name], study_schema, (name,))
+    if problems:
+        raise ConfigError(f"config does not follow {schema_path} ({len(problems)} problem(s)):\n  "
+                          + "\n  ".join(problems))
+    return resolved
+
+
 def load_config(*paths: str | Path) -> dict[str, Any]:
     """config.yaml (and site files after it) as the workflow reads it: merged, every preset
     resolved, defaults filled in and schema-checked."""
-    from aloe.config_schema import validate_config
-
     return validate_config(_load(paths), SCHEMA)
 
 

@@ -1,7 +1,9 @@
-"""Validate the workflow config against workflow/schemas/config.schema.yaml, with short errors.
+"""Checking a config against workflow/schemas/config.schema.yaml, with short errors, and filling
+in the schema's defaults.
 
-Presets other than ``paper`` are overlays (``aloe.config``): each is checked once resolved, so an
-error names the preset's key path (``tiny.alignment.lr: ...``) in the complete study.
+Each problem is a key path and the validator's message, not the whole schema (which is what a
+failed ``snakemake.utils.validate`` prints). ``aloe.config.validate_config`` uses these on every
+resolved preset.
 
 Each problem is printed as its config key path and the validator's message (values longer than
 a line are cut), not as the whole schema, which is what a failed ``snakemake.utils.validate``
@@ -11,11 +13,9 @@ prints. Standard library + jsonschema + PyYAML: the Snakefile calls it before an
 from __future__ import annotations
 
 import copy
-import os
 from typing import Any, Mapping
 
 import jsonschema
-import yaml
 
 MAX_MESSAGE = 300
 
@@ -64,28 +64,3 @@ def with_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, A
             if key not in schema.get("properties", {}):
                 out[key] = with_defaults(out[key], extra, root)
     return out
-
-
-def validate_config(config: Mapping[str, Any], schema_path: str | os.PathLike) -> dict[str, Any]:
-    """Check ``config`` and return it with every preset resolved (``aloe.config``) and the
-    schema's ``default`` values filled in (the protocol constants, stated once there): the top
-    level against the schema, then each resolved preset against the schema's complete ``study``."""
-    from aloe.config import preset_names, resolve_preset
-
-    with open(schema_path) as f:
-        schema = yaml.safe_load(f)
-    problems = config_problems(config, schema)
-    resolved = dict(config)
-    if not problems:
-        study_schema = {**schema["$defs"]["study"], "$defs": schema["$defs"]}
-        for name in preset_names(config):
-            try:
-                resolved[name] = with_defaults(resolve_preset(config, name), study_schema, schema)
-            except ValueError as err:
-                problems.append(str(err))
-                continue
-            problems += config_problems(resolved[name], study_schema, (name,))
-    if problems:
-        raise ConfigError(f"config does not follow {schema_path} ({len(problems)} problem(s)):\n  "
-                          + "\n  ".join(problems))
-    return resolved

@@ -1,6 +1,7 @@
 """Launcher on a real SLURM cluster: checks + submission benchmark (array vs one job per call).
 
-Needs sbatch/srun/squeue on PATH (a one-node test cluster is enough, see benchmarks/launch.md).
+Needs sbatch/srun/squeue on PATH (a one-node test cluster is enough, see "Launcher on a real SLURM
+cluster" in benchmarks/README.md).
 
     python benchmarks/launch_slurm.py --jobs 20 --rounds 2 [--with-timeout]
 

@@ -3,10 +3,10 @@
 from aloe.align.config import TrainConfig
 from aloe.align.job import AlignJob, run_alignment
 from aloe.align.losses import default_depths, resolve_depths, weight_norm_penalty
-from aloe.align.sweep import select_best_run, sweep_configs
+from aloe.align.sweep import select_best_run
 from aloe.align.train import TrainingInterrupted, TrainResult, train
 
 __all__ = [
     "AlignJob", "TrainConfig", "TrainResult", "TrainingInterrupted", "default_depths", "resolve_depths",
-    "run_alignment", "select_best_run", "sweep_configs", "train", "weight_norm_penalty",
+    "run_alignment", "select_best_run", "train", "weight_norm_penalty",
 ]

@@ -1,4 +1,4 @@
-"""Alignment losses (paper Sec. 4.2, eqs. 2-5; protocols.md §3).
+"""Alignment losses (paper Sec. 4.2, eqs. 2-5).
 
 Depth convention: depths are 1-based block outputs. Depth ``l`` means ``hidden_states[l]`` of
 the HF output, where ``hidden_states[0]`` is the embedding output, so the valid range is

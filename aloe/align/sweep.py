@@ -1,4 +1,4 @@
-"""LR sweep as separate runs, and the selection of the run with the lowest held-out loss."""
+"""The LR sweep's selection: of the finished runs (one per LR), the one with the lowest held-out loss."""
 
 from __future__ import annotations
 
@@ -8,15 +8,6 @@ from pathlib import Path
 from typing import Sequence
 
 from aloe.io import read_json, write_json
-
-PAPER_LRS = (3e-3, 1e-3, 5e-4)
-
-
-def sweep_configs(base: dict, lrs: Sequence[float] = PAPER_LRS) -> dict[str, dict]:
-    """One training config per LR, each with its own ``out_dir`` (``<out_dir>/lr_<lr>``)."""
-    if not lrs:
-        raise ValueError("config key 'lrs': the LR sweep is empty")
-    return {f"lr_{lr:g}": {**base, "lr": lr, "out_dir": str(Path(base["out_dir"]) / f"lr_{lr:g}")} for lr in lrs}
 
 
 def select_best_run(run_dirs: Sequence[str | os.PathLike], out_json: str | os.PathLike) -> dict:

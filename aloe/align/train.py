@@ -1,4 +1,4 @@
-"""The alignment / baseline training loop (paper Sec. 4.3; protocols.md §3).
+"""The alignment / baseline training loop (paper Sec. 4.3).
 
 ``train(cfg, teacher, student)`` runs one run end to end and resumes it from
 ``<out_dir>/checkpoints/latest`` when present. Outputs under ``cfg.out_dir``:
@@ -36,13 +36,13 @@ from aloe.align.config import TrainConfig
 from aloe.align.distributed import DistInfo, all_reduce_mean, barrier, broadcast_flag, gather_objects, init_distributed
 from aloe.align.heldout import autocast_factory, heldout_loss
 from aloe.align.objectives import build_objective
-from aloe.align.schedule import LrFactor
 from aloe.align.signals import StopSignals
 from aloe.align.loader_stream import LoaderStream
 from aloe.data.damage import SkipCounter
 from aloe.data.heldout import heldout_batches
 from aloe.data.tario import resolve_shards
 from aloe.io import atomic_dir, atomic_path, write_json, write_text
+from aloe.lr_schedule import LrFactor
 
 _log = logging.getLogger(__name__)
 PAIR_ATTRS = ("family", "image_size", "patch_size", "hidden_size", "num_layers", "num_prefix_tokens")

@@ -1,9 +1,9 @@
 """B-cos colour explanations: a 6-channel contribution map -> an RGBA image.
 
-Follows the B-cos v2 ``gradient_to_image`` idea (protocols.md §1): per pixel, normalise the
-6-channel dynamic weights by their max |value|, colour = W[:3] / (W[:3] + W[3:]), alpha = the
-L2 norm of the contribution (zero where it is negative), smoothed and scaled by its 99.5th
-percentile.
+Follows the idea of ``gradient_to_image`` in the B-cos v2 code (github.com/B-cos/B-cos-v2): per
+pixel, normalise the 6-channel dynamic weights by their max |value|, colour = W[:3] / (W[:3] +
+W[3:]), alpha = the L2 norm of the contribution (zero where it is negative), smoothed and scaled
+by its 99.5th percentile.
 """
 
 from __future__ import annotations

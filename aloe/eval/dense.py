@@ -10,13 +10,15 @@ uncertainty-aware variant is not implemented.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from functools import partial
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from aloe.eval.dense_metrics import MIN_DEPTH, depth_metrics, normal_metrics
+from aloe.lr_schedule import warmup_cosine
 
 MAX_DEPTH = 10.0
 HEADS = ("linear",)
@@ -89,6 +91,15 @@ def _check_task(task: str, targets: torch.Tensor) -> None:
         raise ValueError(f"{task} targets must be (N, {want[task]}, H, W), got {tuple(targets.shape)}")
 
 
+def probe_lr_factor(
+    steps_per_epoch: int, epochs: int, warmup_epochs: float, final_lr_fraction: float
+) -> Callable[[int], float]:
+    """The probes' LR multiplier per step: linear warm-up over ``warmup_epochs`` (at least one
+    step), then cosine to ``final_lr_fraction`` at the end of training (Probe3D schedule)."""
+    total, warm = epochs * steps_per_epoch, max(1, int(warmup_epochs * steps_per_epoch))
+    return partial(warmup_cosine, warmup_steps=warm, decay_start=warm, total_steps=total, min_factor=final_lr_fraction)
+
+
 def train_dense_probe(
     feats: torch.Tensor,
     targets: torch.Tensor,
@@ -116,14 +127,7 @@ def train_dense_probe(
     model = make_head(head, feats.shape[1], task).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(feats.shape[0] / batch_size)
-    total, warm = epochs * steps_per_epoch, max(1, int(warmup_epochs * steps_per_epoch))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        p = (step - warm) / max(1, total - warm)
-        return final_lr_fraction + (1 - final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * p))
-
+    factor = probe_lr_factor(steps_per_epoch, epochs, warmup_epochs, final_lr_fraction)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     gen = torch.Generator().manual_seed(seed)
     size = tuple(targets.shape[-2:])

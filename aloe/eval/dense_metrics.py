@@ -1,4 +1,5 @@
-"""Depth and surface-normal metrics of the Probe3D protocol (protocols.md section 4)."""
+"""Depth and surface-normal metrics of the Probe3D protocol (El Banani et al., CVPR 2024, "Probing the
+3D Awareness of Visual Foundation Models"; github.com/mbanani/probe3d), as the paper uses it (App. A)."""
 
 from __future__ import annotations
 

@@ -41,30 +41,6 @@ def preprocessing_record(backbone: Any, image_size: int) -> dict[str, Any]:
     return rec
 
 
-def run_extract_features(
-    out: str | os.PathLike,
-    *,
-    backbone_path: str,
-    backbone_kind: str,
-    dataset_dir: str,
-    dataset: str,
-    split: str,
-    image_size: int | None = None,
-    batch_size: int = 64,
-    last_n: int = 1,
-    avgpool: bool = False,
-    patch_blocks: Sequence[int] = (),
-    num_workers: int = 0,
-    device: str = "auto",
-) -> dict[str, Any]:
-    """Compute (or verify) the feature cache ``out`` for one (backbone, dataset, split)."""
-    return run_extract_feature_splits(
-        {split: out}, backbone_path=backbone_path, backbone_kind=backbone_kind, dataset_dir=dataset_dir,
-        dataset=dataset, image_size=image_size, batch_size=batch_size, last_n=last_n, avgpool=avgpool,
-        patch_blocks=patch_blocks, num_workers=num_workers, device=device,
-    )[split]
-
-
 def run_extract_feature_splits(
     outs: dict[str, str | os.PathLike],
     *,

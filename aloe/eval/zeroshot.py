@@ -1,4 +1,6 @@
-"""Zero-shot classification with a SigLIP text tower (protocols.md section 4).
+"""Zero-shot classification with a SigLIP text tower (paper Sec. 4.4 and App. A: the teacher's own
+text encoder, prompts, temperature and normalisation). The classifier is built as in OpenCLIP
+(mlfoundations/open_clip, src/open_clip/zero_shot_classifier.py, ``build_zero_shot_classifier``).
 
 classifier W = renormalised mean over templates of L2-normalised text embeddings, (D, C);
 logits = norm(image_embedding) @ W * exp(logit_scale) + logit_bias.

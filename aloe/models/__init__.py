@@ -1,11 +1,11 @@
 """Teachers, B-cos students, the conversion between them, and explanations."""
 
 from aloe.models.bcosify import bcosify, shared_linear_weights, student_config_for
-from aloe.models.checkpoint import load_student, save_student
 from aloe.models.explain import Explanation, explain
 from aloe.models.outputs import EncoderOutput
-from aloe.models.student import BcosStudent
+from aloe.models.student import BcosStudent, load_student
 from aloe.models.student_config import StudentConfig
+from aloe.models.student_files import save_student
 from aloe.models.teacher import Teacher, load_teacher
 
 __all__ = [

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from transformers.utils import cached_file
 
-from aloe.models.checkpoint import load_student
+from aloe.models.student import load_student
 from aloe.models.teacher import load_teacher
 from aloe.tensorfile import tensors_checksum
 

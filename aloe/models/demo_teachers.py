@@ -38,6 +38,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from aloe.data.zero_shot import load_templates
+from aloe.eval.zeroshot import build_siglip_classifier, zeroshot_logits
 from aloe.io import atomic_dir, write_json
 from aloe.models.demo_teacher_data import TEACHER_STREAMS, demo_caption_pairs, demo_labelled_images
 from aloe.models.demo_tokenizer import EOS_ID, PAD_ID, build_word_tokenizer
@@ -46,7 +47,6 @@ from aloe.models.teacher import HALF, IMAGENET_MEAN, IMAGENET_STD
 DEMO_FAMILIES = ("vit", "dinov3", "siglip")
 NORMALISATION = {"vit": (HALF, HALF), "dinov3": (IMAGENET_MEAN, IMAGENET_STD), "siglip": (HALF, HALF)}
 PROCESSOR_CLASS = {"vit": "ViTImageProcessor", "dinov3": "DINOv3ViTImageProcessorFast", "siglip": "SiglipImageProcessor"}
-ZERO_SHOT_TEMPLATE = "a photo of a {}."
 SUMMARY_FILE = "train_summary.json"
 HEAD_FILE = "classifier_head.safetensors"  # the training head (weight, bias); not part of the teacher
 
@@ -302,8 +302,10 @@ def train_siglip_teacher(
     metrics = {"retrieval_top1": float(retrieval.float().mean()), "distinct_captions": len(distinct)}
     if class_names and train_labels is not None:
         labels = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)[check]
-        metrics["zero_shot_accuracy"] = float((zero_shot_predict(model, tokenizer, img, class_names,
-                                                                 max_text_length) == labels).float().mean())  # fmt: skip
+        classifier, scale, bias = build_siglip_classifier(model, tokenizer, class_names, load_templates("single"),
+                                                          max_length=max_text_length)  # fmt: skip
+        predicted = zeroshot_logits(img, classifier, scale, bias).argmax(1)
+        metrics["zero_shot_accuracy"] = float((predicted == labels).float().mean())
     summary = _summary("siglip", losses, started, num_images=len(pixels), vocab_size=len(tokenizer), seed=seed,
                        **metrics)  # fmt: skip
 
@@ -315,17 +317,6 @@ def train_siglip_teacher(
 
     _save_atomically(Path(out_dir), write)
     return summary
-
-
-@torch.no_grad()
-def zero_shot_predict(model: Any, tokenizer: Any, image_embeddings: torch.Tensor, class_names: Sequence[str],
-                      max_length: int = 64) -> torch.Tensor:  # fmt: skip
-    """Class index per image from "a photo of a {c}." prompts, tokenised as the evaluation does
-    (padding="max_length", no attention mask). A self-check, not the evaluation's zero-shot."""
-    prompts = [ZERO_SHOT_TEMPLATE.format(c).lower() for c in class_names]
-    ids = tokenizer(prompts, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
-    txt = F.normalize(model.get_text_features(input_ids=ids["input_ids"]).pooler_output, dim=-1)
-    return (F.normalize(image_embeddings, dim=-1) @ txt.T).argmax(1)
 
 
 def build_demo_teacher(

@@ -15,6 +15,7 @@ from aloe.models.outputs import EncoderOutput
 from aloe.models.pixels import check_pixels
 from aloe.models.rope import apply_rope, rope_inv_freq, rope_tables
 from aloe.models.student_config import StudentConfig
+from aloe.models.student_files import check_state_dict, read_student_weights, save_student, student_file_paths
 
 # Parameters that enter the network as additive inputs rather than weights: explanations report
 # their contribution separately (image part + constant part = output).
@@ -131,6 +132,15 @@ class BcosStudent(nn.Module):
         return self.forward_six(to_six_channel(pixels), output_hidden_states=output_hidden_states)
 
     def save_pretrained(self, directory: str | Path) -> None:
-        from aloe.models.checkpoint import save_student
-
         save_student(self, directory)
+
+
+def load_student(directory: str | Path, map_location: str | torch.device = "cpu") -> BcosStudent:
+    """The student saved in ``directory`` (``save_pretrained``); errors name the missing, truncated
+    or unreadable file, the config key that holds a bad value and the tensor that does not fit."""
+    cfg_path, weights_path = student_file_paths(directory)
+    student = BcosStudent(StudentConfig.from_json(cfg_path))
+    state = read_student_weights(weights_path, map_location)
+    check_state_dict(student.state_dict(), state, str(weights_path))
+    student.load_state_dict(state, strict=True)
+    return student.to(map_location)

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from aloe.align.schedule import LrFactor
+from aloe.lr_schedule import LrFactor, warmup_cosine
 
 
 def test_warmup_then_cosine():
@@ -27,3 +27,14 @@ def test_bad_schedule_settings_named():
         LrFactor(10, warmup_steps=11)
     with pytest.raises(ValueError, match="tail_steps"):
         LrFactor(10, warmup_steps=2, kind="constant_cosine", tail_steps=0)
+
+
+def test_warmup_cosine_curve():
+    f = LrFactor(total_steps=10, warmup_steps=2, kind="constant_cosine", tail_steps=4, min_factor=0.1)
+    curve = [warmup_cosine(s, warmup_steps=2, decay_start=6, total_steps=10, min_factor=0.1) for s in range(12)]
+    assert curve == [f(s) for s in range(12)]
+    assert curve[:7] == [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert curve[10:] == pytest.approx([0.1, 0.1])  # stays at the floor after the last step
+    # a warm-up longer than the run (not a valid LrFactor) only ramps
+    ramp = [warmup_cosine(s, warmup_steps=6, decay_start=6, total_steps=4) for s in range(4)]
+    assert ramp == [1 / 6, 2 / 6, 3 / 6, 4 / 6]

@@ -11,7 +11,7 @@ from align_helpers import base_config, make_teacher_dir, write_shards
 
 import yaml
 
-from aloe.align import TrainConfig, TrainingInterrupted, select_best_run, sweep_configs, train
+from aloe.align import TrainConfig, TrainingInterrupted, select_best_run, train
 from aloe.align.__main__ import main
 from aloe.align.job import run_alignment
 from aloe.models import bcosify, load_student, load_teacher, shared_linear_weights
@@ -154,8 +154,8 @@ def test_baselines_train_and_save_loadable_student(family, objective, shards, tm
 
 
 def test_lr_sweep_selection_records_compared_losses(teacher_dir, shards, tmp_path):
-    runs = sweep_configs(base_config(tmp_path, shards, total_steps=4), lrs=[3e-3, 1e-7])
-    assert sorted(runs) == ["lr_0.003", "lr_1e-07"]
+    # one run per LR, each in its own folder (the workflow's align_run jobs)
+    runs = {lr: base_config(tmp_path / f"lr_{lr:g}", shards, total_steps=4, lr=lr) for lr in (3e-3, 1e-7)}
     for cfg in runs.values():
         train(TrainConfig.from_dict(cfg), load_teacher(teacher_dir), bcosify(load_teacher(teacher_dir)))
     record = select_best_run([c["out_dir"] for c in runs.values()], tmp_path / "selected.json")

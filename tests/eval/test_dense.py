@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aloe.eval.dense import (
-    evaluate_dense_probe, gradient_loss, make_head, silog_loss, to_depth,
+    evaluate_dense_probe, gradient_loss, make_head, probe_lr_factor, silog_loss, to_depth,
 )
 from aloe.eval.dense_metrics import align_scale_shift, depth_metrics, normal_metrics
 
@@ -78,6 +78,18 @@ def _synthetic(n, seed, task):
     if task == "depth":
         return feats, torch.exp(0.4 * up[:, :1] + 0.2 * up[:, 1:2] + 0.5)
     return feats, torch.stack([up[:, 0], up[:, 1], up[:, 2].abs() + 1.0], 1)
+
+
+def test_probe_lr_schedule_values():
+    # 10 epochs of 4 steps, 1.5 warm-up epochs (6 steps), cosine to 1 % of the LR at step 40
+    f = probe_lr_factor(4, 10, 1.5, 0.01)
+    assert [f(0), f(2), f(5)] == [1 / 6, 3 / 6, 1.0]
+    assert f(6) == pytest.approx(1.0)
+    assert f(23) == pytest.approx(0.01 + 0.99 * 0.5)  # half way through the 34 decay steps
+    assert f(40) == pytest.approx(0.01)
+    # one epoch: the 6-step warm-up is longer than the 4-step run and never reaches the full LR
+    short = probe_lr_factor(4, 1, 1.5, 0.01)
+    assert [short(s) for s in range(4)] == [1 / 6, 2 / 6, 3 / 6, 4 / 6]
 
 
 def test_linear_probe_learns_a_linear_depth_map():

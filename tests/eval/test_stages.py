@@ -8,7 +8,7 @@ from aloe.data.zero_shot import load_templates
 from aloe.eval.classifier import load_head
 from aloe.eval.features import ProvenanceMismatchError, load_features, read_metadata
 from aloe.eval.stages import (
-    run_deletion, run_dense_probe, run_extract_features, run_gridpg, run_knn, run_linear_probe,
+    run_deletion, run_dense_probe, run_extract_train_test, run_gridpg, run_knn, run_linear_probe,
     run_zeroshot,
 )
 from aloe.records import RECORD_KEYS, read_records
@@ -28,11 +28,9 @@ def dirs(tmp_path_factory):
 
 
 def _features(root, backbone_dir, kind, world, dataset, **kw):
-    paths = {}
-    for split in ("train", "test"):
-        paths[split] = root / f"{kind}_{dataset}_{split}.safetensors"
-        run_extract_features(paths[split], backbone_path=str(backbone_dir), backbone_kind=kind,
-                             dataset_dir=str(world / dataset), dataset=dataset, split=split, batch_size=16, **kw)
+    paths = {split: root / f"{kind}_{dataset}_{split}.safetensors" for split in ("train", "test")}
+    run_extract_train_test(str(paths["train"]), str(paths["test"]), backbone_path=str(backbone_dir), backbone_kind=kind,
+                           dataset_dir=str(world / dataset), dataset=dataset, batch_size=16, **kw)
     return paths
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,8 @@ import yaml
 from aloe.config import load_config
 from aloe.launch.estimate import estimate
 from aloe.launch.plan import COLUMNS, PlannedJob, plan, to_csv
+
+from snakemake_output import job_counts
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1")
@@ -36,9 +37,7 @@ def dry_run_counts(*args: str) -> dict[str, int]:
     out = subprocess.run([sys.executable, "-m", "snakemake", *args, "-n", "--quiet", "rules"], cwd=ROOT, env=ENV,
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    table = (out.stdout + out.stderr).split("Job stats:")[1].split("Reasons:")[0]
-    return {m.group(1): int(m.group(2)) for line in table.splitlines()
-            if (m := re.match(r"^(\w+)\s+(\d+)$", line.strip())) and m.group(1) != "total"}
+    return job_counts(out.stdout + out.stderr)
 
 
 def run_plan(tmp_path: Path, *args: str) -> tuple[str, dict[str, dict[str, str]], list[str]]:

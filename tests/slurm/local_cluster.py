@@ -5,7 +5,8 @@ fake GPUs.
 Every file lives in one state folder; the daemons run in the foreground as our own child
 processes on free ports, so two clusters never collide and ``stop`` ends exactly the processes
 ``start`` began (by pid). Clients reach the cluster through ``SLURM_CONF`` (see ``env``).
-Facts behind the settings: ../shared/reference/slurm.md (and the comments below).
+Facts behind the settings: the slurm.conf(5), gres.conf(5) and slurmdbd.conf(5) manual pages
+(slurm.schedmd.com) and the comments below.
 """
 
 from __future__ import annotations

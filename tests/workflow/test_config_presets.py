@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aloe.config import SCHEMA, load_config, overlay, resolve_preset
-from aloe.config_schema import ConfigError, validate_config
+from aloe.config import SCHEMA, load_config, overlay, resolve_preset, validate_config
+from aloe.config_schema import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW = yaml.safe_load((ROOT / "config.yaml").read_text())

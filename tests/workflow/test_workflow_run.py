@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from snakemake_output import NOTHING_TO_DO, job_blocks, job_counts
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).parent))
-from test_workflow_static import job_blocks  # noqa: E402
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1")
 
 
@@ -32,14 +32,6 @@ def snakemake(workdir: Path, *args: str) -> str:
                          if "Error" in p.read_text())
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{out[-4000:]}\n{logs[-6000:]}")
     return out
-
-
-def planned(out: str) -> dict[str, int]:
-    if "Nothing to be done" in out:
-        return {}
-    table = out.split("Job stats:")[1].split("Reasons:")[0] if "Reasons:" in out else out.split("Job stats:")[1]
-    return {m.group(1): int(m.group(2)) for line in table.splitlines()
-            if (m := re.match(r"^(\w+)\s+(\d+)$", line.strip())) and m.group(1) != "total"}
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +86,8 @@ def test_the_alignment_really_ran(tiny_run):
 
 
 def test_complete_run_plans_nothing(tiny_run):
-    assert planned(snakemake(tiny_run, "-n", "--quiet", "rules")) == {}
+    out = snakemake(tiny_run, "-n", "--quiet", "rules")
+    assert NOTHING_TO_DO in out and job_counts(out) == {}
 
 
 def test_lp_edit_reruns_only_lp_and_its_consumers(tiny_run):
@@ -102,7 +95,7 @@ def test_lp_edit_reruns_only_lp_and_its_consumers(tiny_run):
     cfg["tiny"]["evaluation"]["linear_probe"]["iterations"] += 50
     (tiny_run / "config.yaml").write_text(yaml.safe_dump(cfg))  # also re-sorts every key: must not matter
     try:
-        counts = planned(snakemake(tiny_run, "-n", "--quiet", "rules"))
+        counts = job_counts(snakemake(tiny_run, "-n", "--quiet", "rules"))
     finally:
         (tiny_run / "config.yaml").write_text((ROOT / "config.yaml").read_text())
     assert counts.pop("linear_probe") > 0
@@ -129,10 +122,10 @@ def test_resource_edits_rerun_nothing(tiny_run):
     cfg["tiny"]["resources"]["probe"]["timeout_min"] = 120
     (tiny_run / "config.yaml").write_text(yaml.safe_dump(cfg))
     try:
-        counts = planned(snakemake(tiny_run, "-n", "--quiet", "rules"))
+        out = snakemake(tiny_run, "-n", "--quiet", "rules")
     finally:
         (tiny_run / "config.yaml").write_text((ROOT / "config.yaml").read_text())
-    assert counts == {}
+    assert NOTHING_TO_DO in out and job_counts(out) == {}
 
 
 # A small target with an ALOE student and a B-cosification baseline (the teacher, the synthetic set's

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 import yaml
 
 from aloe.config import load_config
+from snakemake_output import job_blocks, job_counts
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1")
@@ -23,38 +23,6 @@ def snakemake(*args: str, cwd: Path = ROOT, check: bool = True) -> subprocess.Co
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """Parse the 'Job stats' table of a dry run."""
-    table = output.split("Job stats:")[1].split("Reasons:")[0] if "Reasons:" in output else output.split("Job stats:")[1]
-    counts = {}
-    for line in table.splitlines():
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if m and m.group(1) != "total":
-            counts[m.group(1)] = int(m.group(2))
-    return counts
-
-
-def job_blocks(output: str) -> list[dict]:
-    """The jobs a Snakemake run or dry run printed, in order: rule, jobid, resources (name -> text);
-    and the jobids in the order their 'Finished jobid' lines came, under the key 'finished'."""
-    jobs, finished, current = [], [], None
-    for line in output.splitlines():
-        if m := re.match(r"^(?:local)?rule (\w+):$", line):
-            current = {"rule": m.group(1), "resources": {}}
-            jobs.append(current)
-        elif current is not None and line.startswith("    "):
-            key, _, value = line.strip().partition(": ")
-            if key == "jobid":
-                current["jobid"] = int(value)
-            elif key == "resources":
-                current["resources"] = dict(item.partition("=")[::2] for item in value.split(", "))
-        else:
-            current = None
-        if m := re.match(r"^Finished jobid: (\d+)", line):
-            jobs.append({"finished": int(m.group(1))})
-    return jobs
 
 
 def test_paper_rules_declare_the_gpus_cpus_and_memory_of_their_jobs():

@@ -1,4 +1,9 @@
-"""Learning-rate schedules as a picklable LambdaLR factor (so the scheduler state is plain data)."""
+"""Learning-rate schedules: linear warm-up, then cosine decay, as a LambdaLR factor.
+
+``warmup_cosine`` is the curve; ``LrFactor`` is the alignment training's schedule built on it, a
+picklable object checked against its config keys (so the scheduler state is plain data). The
+dense probes use the curve directly.
+"""
 
 from __future__ import annotations
 
@@ -38,11 +43,24 @@ class LrFactor:
             )
 
     def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
         decay_start = self.warmup_steps if self.kind == "cosine" else self.total_steps - self.tail_steps
-        if step < decay_start:
-            return 1.0
-        span = max(1, self.total_steps - decay_start)
-        progress = min(1.0, (step - decay_start) / span)
-        return self.min_factor + (1.0 - self.min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return warmup_cosine(step, warmup_steps=self.warmup_steps, decay_start=decay_start,
+                             total_steps=self.total_steps, min_factor=self.min_factor)  # fmt: skip
+
+
+def warmup_cosine(
+    step: int, *, warmup_steps: int, decay_start: int, total_steps: int, min_factor: float = 0.0
+) -> float:
+    """Multiplier of the base LR at step ``step`` (0-based): (step + 1) / warmup_steps during the
+    warm-up, then 1 until ``decay_start``, then a cosine from 1 to ``min_factor`` at ``total_steps``.
+
+    A warm-up longer than the run never reaches 1 (the dense probes' 1.5 warm-up epochs in a
+    1-epoch run).
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if step < decay_start:
+        return 1.0
+    span = max(1, total_steps - decay_start)
+    progress = min(1.0, (step - decay_start) / span)
+    return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))

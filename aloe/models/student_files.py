@@ -1,8 +1,9 @@
-"""Student save / load: ``config.json`` + ``model.safetensors`` (no pickle).
+"""A saved student's files: ``config.json`` + ``model.safetensors`` (no pickle).
 
 The weights file is written with a canonical header (``aloe.tensorfile``): the same weights give
-the same bytes. Loading names the file that is incomplete, truncated or unreadable, and the
-config key that holds a bad value.
+the same bytes. Reading names the file that is incomplete, truncated or unreadable. Building the
+student from them is ``aloe.models.student.load_student``; this module does not import the
+student, so that ``BcosStudent.save_pretrained`` can use ``save_student`` without an import cycle.
 """
 
 from __future__ import annotations
@@ -11,16 +12,16 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+from torch import nn
 
-from aloe.models.student import BcosStudent
-from aloe.models.student_config import StudentConfig
 from aloe.tensorfile import read_header, save_tensors
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
-def save_student(student: BcosStudent, directory: str | Path) -> None:
+def save_student(student: nn.Module, directory: str | Path) -> None:
+    """Write a ``BcosStudent``'s weights and its ``config`` (a ``StudentConfig``) to ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in student.state_dict().items()}
@@ -42,19 +43,20 @@ def check_state_dict(expected: dict[str, torch.Tensor], found: dict[str, torch.T
                              f"expected {tuple(ref.shape)}")
 
 
-def load_student(directory: str | Path, map_location: str | torch.device = "cpu") -> BcosStudent:
+def student_file_paths(directory: str | Path) -> tuple[Path, Path]:
+    """(config file, weights file) of the student saved in ``directory``; both must exist."""
     directory = Path(directory)
     cfg_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
     for p in (cfg_path, weights_path):
         if not p.is_file():
             raise FileNotFoundError(f"student checkpoint is incomplete: {p} does not exist")
-    student = BcosStudent(StudentConfig.from_json(cfg_path))
+    return cfg_path, weights_path
+
+
+def read_student_weights(weights_path: Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     read_header(weights_path)  # a truncated or foreign file fails here, naming it
     try:
-        state = load_file(str(weights_path), device=str(map_location))
+        return load_file(str(weights_path), device=str(map_location))
     except Exception as err:  # noqa: BLE001 - safetensors' own errors do not say which file
         raise ValueError(f"student weights {weights_path} cannot be read: {err}") from err
-    check_state_dict(student.state_dict(), state, str(weights_path))
-    student.load_state_dict(state, strict=True)
-    return student.to(map_location)
 
