@@ -17,7 +17,7 @@ class TrainConfig:
     loss: str = "cosine"  # cosine | mse | siglip | infonce
     lambda_global: float = 1.0
     lambda_layers: float = 1.0
-    depths: list[int] | None = None  # 1-based block outputs; None -> {L//3, 2L//3, L}
+    depths: list[int | str] | None = None  # 1-based block outputs or symbols (aloe.depths); None -> {L//3, 2L//3, L}
     alpha: float = 0.0  # weight-norm regulariser; the paper gives no value, public code does not apply it
     temperature: float = 0.07  # InfoNCE only
     num_classes: int | None = None  # supervised only

@@ -1,11 +1,7 @@
 """Alignment losses (paper Sec. 4.2, eqs. 2-5).
 
-Depth convention: depths are 1-based block outputs. Depth ``l`` means ``hidden_states[l]`` of
-the HF output, where ``hidden_states[0]`` is the embedding output, so the valid range is
-1..L and the paper's default {floor(L/3), floor(2L/3), L} is ``default_depths(L)``.
-The authors' public code instead indexed ``hidden_states[int(L/3)-1, int(2L/3)-1, L-1]``
-(blocks 3, 7, 11 for L=12: one block earlier, and without the final block until a later fix);
-pass ``depths=[3, 7, 11]`` (for L=12) to reproduce it.
+Depths are 1-based block outputs (``hidden_states[l]``), resolved from the config by
+``aloe.depths.resolve_depths``.
 
 Token-level features are all tokens the model carries at that depth (paper Table 1):
 CLS + registers + patches for ViT / DINOv3, patches only for SigLIP (which has no prefix).
@@ -22,28 +18,6 @@ from torch import Tensor
 LOSS_KINDS = ("cosine", "mse", "siglip", "infonce")
 SIGLIP_SCALE = 10.0  # fixed logit scale and bias, as B-cosification used for CLIP
 SIGLIP_BIAS = -10.0
-
-
-def default_depths(num_layers: int) -> list[int]:
-    """The paper's depths {floor(L/3), floor(2L/3), L}, duplicates removed (tiny L)."""
-    return sorted({num_layers // 3, (2 * num_layers) // 3, num_layers} - {0})
-
-
-def resolve_depths(depths: Sequence[int] | None, num_layers: int) -> list[int]:
-    """Validate ``depths`` (config key ``depths``) against a model with ``num_layers`` blocks."""
-    if depths is None:
-        return default_depths(num_layers)
-    out = []
-    for d in depths:
-        if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= num_layers:
-            raise ValueError(
-                f"config key 'depths': {d!r} is outside the model; depths are 1-based block "
-                f"outputs in 1..{num_layers} (hidden_states[d], hidden_states[0] = embeddings)"
-            )
-        out.append(d)
-    if not out:
-        raise ValueError("config key 'depths' is empty; give at least one depth or null for the default")
-    return out
 
 
 def _as_float(x: Tensor) -> Tensor:

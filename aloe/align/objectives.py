@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aloe.align.losses import feature_loss_fn, global_term, layer_term, resolve_depths, weight_norm_penalty
+from aloe.align.losses import feature_loss_fn, global_term, layer_term, weight_norm_penalty
+from aloe.depths import resolve_depths
 
 WeightPairsFn = Callable[[nn.Module, nn.Module], Sequence[tuple[Tensor, Tensor]]]
 
@@ -38,14 +39,14 @@ class AlignObjective(nn.Module):
         loss: str = "cosine",
         lambda_global: float = 1.0,
         lambda_layers: float = 1.0,
-        depths: Sequence[int] | None = None,
+        depths: Sequence[int | str] | str | None = None,
         alpha: float = 0.0,
         temperature: float = 0.07,
         weight_pairs: WeightPairsFn | None = None,
     ):
         super().__init__()
         self.loss_fn = feature_loss_fn(loss, temperature)
-        self.depths = resolve_depths(depths, num_layers)
+        self.depths = resolve_depths(depths, num_layers)  # the symbols against the model's real block count
         self.lambda_global, self.lambda_layers, self.alpha = lambda_global, lambda_layers, alpha
         self.weight_pairs = weight_pairs
         if alpha > 0 and weight_pairs is None:

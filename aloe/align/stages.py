@@ -18,31 +18,8 @@ from aloe.align.config import TrainConfig
 from aloe.align.job import AlignJob
 from aloe.align.sweep import select_best_run
 from aloe.align.train import RESUME_MAY_CHANGE
+from aloe.depths import resolve_depths
 from aloe.io import atomic_dir, read_json, write_json
-
-SYMBOLIC_DEPTHS = ("L", "L/3", "2L/3")
-
-
-def resolve_symbolic_depths(depths: Any, num_layers: int) -> Optional[list[int]]:
-    """'default' -> None (the trainer's {L/3, 2L/3, L}); symbols L, L/3, 2L/3, all -> 1-based blocks."""
-    if depths == "default":
-        return None
-    out: list[int] = []
-    for d in depths:
-        if d == "all":
-            out += list(range(1, num_layers + 1))
-        elif d == "L":
-            out.append(num_layers)
-        elif d == "L/3":  # clamped to block 1 for models shallower than 3 blocks
-            out.append(max(num_layers // 3, 1))
-        elif d == "2L/3":
-            out.append(max(2 * num_layers // 3, 1))
-        elif isinstance(d, int):
-            out.append(d)
-        else:
-            raise ValueError(f"config key 'depths': {d!r} is not an integer or one of {SYMBOLIC_DEPTHS + ('all',)}")
-    return sorted(set(out))
-
 
 def shard_files(directory: str | os.PathLike) -> list[str]:
     files = sorted(str(p) for p in Path(directory).glob("*.tar"))
@@ -56,11 +33,16 @@ def alignment_job(result: str | os.PathLike, *, teacher: str, teacher_depth: int
                   train_keys: Optional[str] = None, depths: Any = "default") -> AlignJob:
     """The checkpointable job of one alignment (or baseline) run writing ``<run dir>/result.json``.
 
-    ``shards`` / ``heldout_shards`` are shard folders; ``depths`` may use the symbols L, L/3, 2L/3
-    and all, resolved against ``teacher_depth``; ``train`` holds the remaining TrainConfig keys.
+    ``shards`` / ``heldout_shards`` are shard folders; ``train`` holds the remaining TrainConfig
+    keys. ``depths`` (the config's integers and symbols, ``aloe.depths``) is resolved against
+    ``teacher_depth`` (config ``teachers.<name>.depth``, which the teacher stage checks against the
+    loaded teacher), so that the run folder's digest names blocks, not symbols; ``"default"``
+    stays ``None`` there (the objective's default). The objective resolves the depths again
+    against the student's real block count, and rejects a depth the model lacks.
     """
     cfg = dict(train)
-    cfg.update(shards=shard_files(shards), depths=resolve_symbolic_depths(depths, teacher_depth))
+    blocks = None if depths == "default" else resolve_depths(depths, teacher_depth)
+    cfg.update(shards=shard_files(shards), depths=blocks)
     if heldout_shards is not None:
         cfg["heldout_shards"] = shard_files(heldout_shards)
     if train_keys is not None:
@@ -137,5 +119,5 @@ def install_student(out_dir: str | os.PathLike, *, run_result: str) -> dict[str,
     return record
 
 
-__all__ = ["alignment_job", "install_student", "resolve_symbolic_depths", "data_fingerprint", "run_dir_of", "run_folder", "select_backbone",
+__all__ = ["alignment_job", "install_student", "data_fingerprint", "run_dir_of", "run_folder", "select_backbone",
            "shard_files"]

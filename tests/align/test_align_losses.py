@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from aloe.align.losses import (cosine_loss, default_depths, feature_loss_fn, global_term, infonce_loss, layer_term,
-                               mse_loss, resolve_depths, siglip_loss, weight_norm_penalty)
+from aloe.align.losses import (cosine_loss, feature_loss_fn, global_term, infonce_loss, layer_term, mse_loss,
+                               siglip_loss, weight_norm_penalty)
+from aloe.depths import default_depths, resolve_depths
 from aloe.align.objectives import AlignObjective, build_objective
 
 

@@ -1,20 +1,41 @@
 import pytest
 
-from aloe.align.stages import resolve_symbolic_depths
+from aloe.depths import resolve_depths
 
 
 def test_symbolic_depths():
-    assert resolve_symbolic_depths("default", 12) is None
-    assert resolve_symbolic_depths(["L/3", "2L/3", "L"], 12) == [4, 8, 12]
-    assert resolve_symbolic_depths(["L"], 24) == [24]
-    assert resolve_symbolic_depths(["all"], 3) == [1, 2, 3]
-    assert resolve_symbolic_depths([3, 7, 11], 12) == [3, 7, 11]  # the authors' indices, given explicitly
-    assert resolve_symbolic_depths(["L/3", "2L/3", "L"], 2) == [1, 2]  # clamped and deduplicated
+    assert resolve_depths("default", 12) == [4, 8, 12]
+    assert resolve_depths(["L/3", "2L/3", "L"], 12) == [4, 8, 12]
+    assert resolve_depths(["L"], 24) == [24]
+    assert resolve_depths(["all"], 3) == [1, 2, 3]
+    assert resolve_depths([3, 7, 11], 12) == [3, 7, 11]  # the authors' indices, given explicitly
+    assert resolve_depths(["L/3", "2L/3", "L"], 2) == [1, 2]  # clamped and deduplicated
 
 
 def test_symbolic_depths_reject_unknown():
     with pytest.raises(ValueError, match="config key 'depths'"):
-        resolve_symbolic_depths(["L/2"], 12)
+        resolve_depths(["L/2"], 12)
+
+
+def test_run_config_names_blocks_and_keeps_the_default_as_none(tmp_path):
+    """alignment_job resolves the symbols against teacher_depth, so the run folder's digest names
+    blocks; 'default' stays None (the objective's default), as the run folders of finished runs have it."""
+    from aloe.align.stages import alignment_job
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "train-00000.tar").write_bytes(b"")
+
+    def train_depths(depths):
+        job = alignment_job(tmp_path / "result.json", teacher="t", teacher_depth=12, b=2, stem="linear", train={},
+                            shards=str(shards), depths=depths)
+        return job.job["train"]["depths"]
+
+    assert train_depths("default") is None
+    assert train_depths(["L/3", "2L/3", "L"]) == [4, 8, 12]
+    assert train_depths(["all"]) == list(range(1, 13))
+    with pytest.raises(ValueError, match="config key 'depths'"):
+        train_depths([13])
 
 
 def _run(result, teacher_dir, shard_dir, heldout_dir, **train):

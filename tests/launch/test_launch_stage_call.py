@@ -18,7 +18,7 @@ WAITER = """
 import json, sys
 from aloe.pipeline import run_stage
 kwargs = {"depths": ["L", "L/3"], "num_layers": 12}
-result = run_stage("aloe.align.stages:resolve_symbolic_depths", kwargs,
+result = run_stage("aloe.align.stages:resolve_depths", kwargs,
                    launch={"output": sys.argv[1], "resources": {}, "executor": "local", "log_dir": sys.argv[2]})
 print(json.dumps({"result": result, "torch_imported": "torch" in sys.modules}))
 """
@@ -33,8 +33,8 @@ def test_stage_runs_in_the_job_and_the_waiter_stays_small(tmp_path: Path) -> Non
     assert answer == {"result": [4, 12], "torch_imported": False}  # aloe.align.stages imports torch
     record = read_record(out, logs)
     kwargs = {"depths": ["L", "L/3"], "num_layers": 12}
-    assert record.state == "succeeded" and record.call == call_key("aloe.align.stages:resolve_symbolic_depths", kwargs)
-    assert record.call != call_key("aloe.align.stages:resolve_symbolic_depths", dict(kwargs, num_layers=24))
+    assert record.state == "succeeded" and record.call == call_key("aloe.align.stages:resolve_depths", kwargs)
+    assert record.call != call_key("aloe.align.stages:resolve_depths", dict(kwargs, num_layers=24))
 
 
 def test_a_bad_stage_name_fails_before_anything_is_submitted(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
 # Helpers of the evaluation, table and report rules (lint: functions live in common modules).
+from aloe.depths import dense_blocks as resolve_dense_blocks
 
 
 # ---- used by eval.smk ----
@@ -11,14 +12,8 @@ def record_variant(variant):
 
 
 def dense_blocks(teacher):
-    """0-based blocks whose patch tokens feed the dense probes (Probe3D: L/4-1, L/2-1, 3L/4-1, L-1)."""
-    depth = TEACHERS[teacher]["depth"]
-    blocks = EVAL["dense"]["blocks"]
-    if blocks == "quartiles":
-        return sorted({max(depth * q // 4 - 1, 0) for q in (1, 2, 3, 4)})
-    if blocks == "last":
-        return [depth - 1]
-    return [b - 1 for b in blocks]
+    """0-based blocks whose patch tokens feed the dense probes (aloe.depths.dense_blocks)."""
+    return resolve_dense_blocks(EVAL["dense"]["blocks"], TEACHERS[teacher]["depth"])
 
 
 def feature_file(teacher, variant, dataset, split):
