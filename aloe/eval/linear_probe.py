@@ -9,11 +9,29 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import torch
 
-# DINOv2's grid (13 values); scaled by batch_size / 256 as in DINOv2.
+# DINOv2's grid (13 values), the LRs of a batch of 256.
 DINOV2_LRS = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1)
+# The named grids config key ``evaluation.linear_probe.lrs`` may give instead of a list.
+LR_GRIDS = {"dinov2": DINOV2_LRS}
+# Protocol constant of the DINOv2 linear evaluation: every LR of the grid (named or listed) is
+# scaled linearly with the batch, lr * batch_size / 256 (DINOv2's eval/linear.py scales its grid by
+# the global batch over 256). Not a config key: it belongs to the grid's definition, and the
+# records state it (``params.scale_lrs_by_batch``).
+SCALE_LRS_BY_BATCH = True
+
+
+def lr_grid(lrs: str | Sequence[float]) -> tuple[float, ...]:
+    """The LR grid config ``evaluation.linear_probe.lrs`` names: a key of ``LR_GRIDS`` or the LRs."""
+    if isinstance(lrs, str):
+        if lrs not in LR_GRIDS:
+            raise ValueError(f"config key 'evaluation.linear_probe.lrs': no LR grid {lrs!r}; "
+                             f"give a list or one of {sorted(LR_GRIDS)}")
+        return LR_GRIDS[lrs]
+    return tuple(lrs)
 
 
 @dataclass
@@ -113,8 +131,8 @@ def linear_probe(
     test_y: torch.Tensor,
     *,
     num_classes: int | None = None,
-    lrs: tuple[float, ...] = DINOV2_LRS,
-    scale_lrs_by_batch: bool = True,
+    lrs: str | Sequence[float] = "dinov2",
+    scale_lrs_by_batch: bool = SCALE_LRS_BY_BATCH,
     iterations: int = 12500,
     batch_size: int = 128,
     val_fraction: float = 0.1,
@@ -123,9 +141,10 @@ def linear_probe(
 ) -> ProbeResult:
     """DINOv2 linear protocol on cached features; returns the best-on-val head and its test top-1.
 
-    ``iterations`` and ``batch_size`` default to DINOv2's 12.5k steps at batch 128. The chosen
-    head comes back on the CPU.
+    ``lrs`` is a named grid (``LR_GRIDS``) or the LRs; ``iterations`` and ``batch_size`` default
+    to DINOv2's 12.5k steps at batch 128. The chosen head comes back on the CPU.
     """
+    lrs = lr_grid(lrs)
     train_x, test_x = train_x.to(device).float(), test_x.to(device).float()
     train_y, test_y = train_y.to(device).long(), test_y.to(device).long()
     _check(train_x, train_y, "train")

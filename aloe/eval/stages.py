@@ -22,7 +22,7 @@ from aloe.eval.dense import evaluate_dense_probe
 from aloe.eval.features import cached_features, load_features, read_provenance
 from aloe.eval.gridpg import evaluate_gridpg
 from aloe.eval.knn import knn_top1
-from aloe.eval.linear_probe import DINOV2_LRS, linear_probe
+from aloe.eval.linear_probe import linear_probe
 from aloe.eval.zeroshot import build_siglip_classifier, zeroshot_top1
 from aloe.models import load_teacher
 from aloe.models.backbones import checkpoint_checksum, load_backbone
@@ -99,17 +99,18 @@ def run_linear_probe(
     variant: str,
     dataset: str,
     head_out: str | None = None,
-    lrs: Sequence[float] = DINOV2_LRS,
+    lrs: str | Sequence[float] = "dinov2",
     iterations: int = 12500,
     batch_size: int = 128,
     val_fraction: float = 0.1,
     seed: int = 0,
     device: str = "auto",
 ) -> dict[str, Any]:
-    """Linear probe on cached features; writes the ``lp_top1`` record and optionally the head."""
+    """Linear probe on cached features; writes the ``lp_top1`` record and optionally the head.
+    ``lrs``: config ``evaluation.linear_probe.lrs``, a named grid (``"dinov2"``) or the LRs."""
     device = resolve_device(device)
     train, test, prov = _train_test(train_features, test_features, dataset)
-    r = linear_probe(train["global"], train["labels"], test["global"], test["labels"], lrs=tuple(lrs),
+    r = linear_probe(train["global"], train["labels"], test["global"], test["labels"], lrs=lrs,
                      iterations=iterations, batch_size=batch_size, val_fraction=val_fraction, seed=seed,
                      device=device)  # fmt: skip
     if head_out is not None:

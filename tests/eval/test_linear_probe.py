@@ -1,7 +1,8 @@
+import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from aloe.eval.linear_probe import DINOV2_LRS, linear_probe, split_train_val
+from aloe.eval.linear_probe import DINOV2_LRS, LR_GRIDS, SCALE_LRS_BY_BATCH, linear_probe, lr_grid, split_train_val
 
 
 def _gaussians(n, d, c, spread, seed):
@@ -38,3 +39,19 @@ def test_within_one_point_of_sklearn_on_overlapping_classes():
     assert r.test_top1 >= sk_acc - 1.0, (r.test_top1, sk_acc)
     # the tiny learning rates cannot learn this in 1500 steps: the grid choice matters
     assert min(r.val_top1.values()) < max(r.val_top1.values()) - 10
+
+
+def test_the_probe_resolves_its_named_grid_itself():
+    """config `evaluation.linear_probe.lrs: dinov2` reaches the probe as the name; it is DINOv2's
+    13 LRs, scaled by batch / 256 (DINOv2's protocol), the same run as the listed grid."""
+    assert lr_grid("dinov2") == DINOV2_LRS == LR_GRIDS["dinov2"] and len(DINOV2_LRS) == 13
+    assert lr_grid([0.1, 1.0]) == (0.1, 1.0) and SCALE_LRS_BY_BATCH is True
+    with pytest.raises(ValueError, match="evaluation.linear_probe.lrs.*'dinov3'"):
+        lr_grid("dinov3")
+    x, y = _gaussians(300, 8, 3, 0.5, seed=2)
+    named = linear_probe(x[:250], y[:250], x[250:], y[250:], lrs="dinov2", iterations=20, batch_size=64)
+    listed = linear_probe(x[:250], y[:250], x[250:], y[250:], lrs=DINOV2_LRS, iterations=20, batch_size=64)
+    assert named.params == listed.params and named.params["lrs"] == list(DINOV2_LRS)
+    assert named.params["scale_lrs_by_batch"] is True and named.best_lr == listed.best_lr
+    assert sorted(named.val_top1) == pytest.approx([lr * 64 / 256 for lr in DINOV2_LRS])
+    assert torch.equal(named.weight, listed.weight)
