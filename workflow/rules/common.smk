@@ -1,25 +1,17 @@
 # Shared helpers: the selected study block, naming of backbones and alignment runs, launch stages.
+# The recipes are plain functions of aloe.study (unit-tested in tests/workflow/test_study_plans.py);
+# the functions here bind them to the selected study and to the rules' wildcards.
 import os
 
 from aloe.pipeline import rule_resources
 from aloe.registry import TABLE_NAMES, check_study
-
-
-def canonical(obj):
-    """A sorted-key copy. Snakemake compares params as text, so the order of keys in config.yaml
-    must not decide whether a stage reruns."""
-    if isinstance(obj, dict):
-        return {k: canonical(obj[k]) for k in sorted(obj)}
-    if isinstance(obj, list):
-        return [canonical(v) for v in obj]
-    return obj
-
+from aloe.study import alignment_plan, layout, table_plans
+from aloe.study.layout import canonical, feature_file, record_variant, variant_setting
 
 check_study(config)  # every name against aloe.registry, before any job
 STUDY = canonical(config[config["preset"]])
 TEACHERS = STUDY["teachers"]
 EVAL = STUDY["evaluation"]
-ALIGN = STUDY["alignment"]
 ABLATIONS = STUDY["ablations"]
 STAGE = "../scripts/stage.py"
 
@@ -50,53 +42,16 @@ def job_resources_by(block_of):
 
 
 def teacher_source(teacher):
-    """What load_teacher() gets: the pipeline's own trained folder, or the hub id / path."""
-    source = TEACHERS[teacher]["source"]
-    return f"results/teachers/{teacher}/model" if source == "demo" else source
+    return layout.teacher_source(STUDY, teacher)
 
 
-# Alignment settings: "main" is the paper's default recipe with the LR sweep; the ablations
-# change one thing each and train at a single LR.
-def alignment_settings():
-    settings = {
-        "main": {"teachers": ALIGN["teachers"], "lrs": ALIGN["lrs"], "overrides": {}}
-    }
-    abl = ABLATIONS
-    single = {"lrs": [abl["lr"]]}
-    for name, depths in abl["depths"]["settings"].items():
-        settings[f"depths-{name}"] = dict(
-            single,
-            teachers=abl["depths"]["teachers"],
-            overrides={"depths": depths, "total_steps": abl["total_steps"]},
-        )
-    for loss in abl["losses"]["settings"]:
-        settings[f"loss-{loss}"] = dict(
-            single,
-            teachers=abl["losses"]["teachers"],
-            overrides={"loss": loss, "total_steps": abl["total_steps"]},
-        )
-    for fraction in abl["fractions"]["settings"]:
-        settings[f"data-{fraction:g}"] = dict(
-            single,
-            teachers=abl["fractions"]["teachers"],
-            overrides={"fraction": fraction, "total_steps": abl["total_steps"]},
-        )
-    return settings
-
-
-SETTINGS = alignment_settings()
-
-
-def variant_setting(variant):
-    """Backbone variant name -> alignment setting: aloe -> main, aloe_loss-mse -> loss-mse."""
-    return "main" if variant == "aloe" else variant.removeprefix("aloe_")
+# the alignment settings: "main" and the ablations (aloe.study.alignment_plan)
+SETTINGS = alignment_plan.alignment_settings(STUDY)
 
 
 def backbone(teacher, variant):
     """(path, kind) of a backbone as the evaluation stages load it."""
-    if variant == "teacher":
-        return teacher_source(teacher), "teacher"
-    return f"results/backbones/{teacher}/{variant}", "student"
+    return layout.backbone(STUDY, teacher, variant)
 
 
 def backbone_input(wildcards):
@@ -106,9 +61,7 @@ def backbone_input(wildcards):
 
 
 def eval_dataset_dir(dataset):
-    if EVAL["datasets"][dataset]["source"] == "synthetic":
-        return f"results/world/{dataset}"
-    return f"results/eval_data/{dataset}"
+    return layout.eval_dataset_dir(STUDY, dataset)
 
 
 def eval_dataset_block(wildcards):
@@ -118,9 +71,7 @@ def eval_dataset_block(wildcards):
 
 
 def eval_dataset_input(dataset):
-    if EVAL["datasets"][dataset]["source"] == "synthetic":
-        return "results/world/world.json"
-    return f"results/eval_data/{dataset}/meta.json"
+    return layout.eval_dataset_input(STUDY, dataset)
 
 
 # ---- used by data.smk ----
@@ -144,125 +95,20 @@ def subset_keys_file(aset, subset):
 
 
 # ---- used by align.smk ----
-ASET = ALIGN["set"]
-
-
-SHARDS = f"results/alignment_sets/{ASET}/shards"
-
-
-def training_keys(**extra):
-    keys = (
-        "loss",
-        "lambda_global",
-        "lambda_layers",
-        "alpha",
-        "total_steps",
-        "warmup_steps",
-        "schedule",
-        "tail_steps",
-        "global_batch",
-        "micro_batch",
-        "eval_every",
-        "eval_samples",
-        "patience",
-        "ckpt_every",
-        "num_workers",
-        "max_corrupt_share",
-    )
-    train = {k: ALIGN[k] for k in keys}
-    train.update(objective="aloe", seed=STUDY["seed"], progress=False)
-    train.update(extra)
-    return train
-
-
 def run_inputs(w):
-    fraction = SETTINGS[w.setting]["overrides"].get("fraction", 1.0)
-    files = [
-        f"results/teachers/{w.teacher}/teacher.json",
-        f"{SHARDS}/summary.json",
-        f"results/alignment_sets/{ASET}/subset_val/subset.json",
-    ]
-    if fraction < 1.0:
-        files.append(f"results/alignment_sets/{ASET}/subset_{fraction:g}/subset.json")
-    return files
+    return alignment_plan.run_inputs(STUDY, w.teacher, w.setting)
 
 
 def run_kwargs(w):
-    overrides = dict(SETTINGS[w.setting]["overrides"])
-    fraction = overrides.pop("fraction", 1.0)
-    depths = overrides.pop("depths", ALIGN["depths"])
-    extra = dict(overrides, lr=float(w.lr))
-    if depths == []:  # "pool": the global term alone
-        extra["lambda_layers"] = 0.0
-    return dict(
-        teacher=teacher_source(w.teacher),
-        teacher_depth=TEACHERS[w.teacher]["depth"],
-        b=ALIGN["b"],
-        stem=ALIGN["stem"],
-        depths=depths if depths != [] else "default",
-        train=training_keys(**extra),
-        shards=(
-            SHARDS
-            if fraction == 1.0
-            else f"results/alignment_sets/{ASET}/subset_{fraction:g}"
-        ),
-        heldout_shards=f"results/alignment_sets/{ASET}/subset_val",
-        train_keys=(
-            f"results/alignment_sets/{ASET}/splits/train_1.txt"
-            if fraction == 1.0
-            else None
-        ),
-    )
+    return alignment_plan.run_kwargs(STUDY, w.teacher, w.setting, w.lr)
 
 
 def baseline_kwargs(w):
-    base = STUDY["baselines"]
-    family = TEACHERS[w.teacher]["family"]
-    train = dict(
-        training_keys(),
-        lr=base["lr"],
-        total_steps=base["total_steps"],
-        warmup_steps=base["warmup_steps"],
-        global_batch=base["global_batch"],
-        micro_batch=base["micro_batch"],
-        ckpt_every=base["ckpt_every"],
-        eval_every=0,
-        patience=0,
-        schedule="cosine",
-        tail_steps=0,
-    )
-    kwargs = dict(
-        teacher=teacher_source(w.teacher),
-        teacher_depth=TEACHERS[w.teacher]["depth"],
-        b=ALIGN["b"],
-        stem=ALIGN["stem"],
-    )
-    if (
-        family == "siglip"
-    ):  # B-cosification of CLIP-like models: distil the final image embedding only
-        train.update(objective="global_distill", lambda_layers=0.0)
-        return dict(
-            kwargs,
-            train=train,
-            shards=SHARDS,
-            train_keys=f"results/alignment_sets/{ASET}/splits/train_1.txt",
-        )
-    dataset = base["supervised_dataset"]  # supervised fine-tuning with labels
-    train.update(
-        objective="supervised",
-        num_classes=EVAL["datasets"][dataset]["classes"],
-    )
-    return dict(kwargs, train=train, shards=f"{eval_dataset_dir(dataset)}/train")
+    return alignment_plan.baseline_kwargs(STUDY, w.teacher)
 
 
 def baseline_inputs(w):
-    files = [f"results/teachers/{w.teacher}/teacher.json"]
-    if TEACHERS[w.teacher]["family"] == "siglip":
-        return files + [
-            f"{SHARDS}/summary.json",
-            f"results/alignment_sets/{ASET}/splits/splits.json",
-        ]
-    return files + [eval_dataset_input(STUDY["baselines"]["supervised_dataset"])]
+    return alignment_plan.baseline_inputs(STUDY, w.teacher)
 
 
 wildcard_constraints:
