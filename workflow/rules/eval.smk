@@ -65,6 +65,8 @@ rule linear_probe:
             batch_size=EVAL["linear_probe"]["batch_size"],
             val_fraction=EVAL["linear_probe"]["val_fraction"],
             seed=EVAL["linear_probe"]["seed"],
+            # run_linear_probe resolves the named grid itself (lrs="dinov2" is its default); the
+            # name is left out of params only so that the params of finished probes stay as they were
             **(
                 {}
                 if EVAL["linear_probe"]["lrs"] == "dinov2"
