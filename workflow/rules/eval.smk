@@ -65,13 +65,9 @@ rule linear_probe:
             batch_size=EVAL["linear_probe"]["batch_size"],
             val_fraction=EVAL["linear_probe"]["val_fraction"],
             seed=EVAL["linear_probe"]["seed"],
-            # run_linear_probe resolves the named grid itself (lrs="dinov2" is its default); the
-            # name is left out of params only so that the params of finished probes stay as they were
-            **(
-                {}
-                if EVAL["linear_probe"]["lrs"] == "dinov2"
-                else {"lrs": EVAL["linear_probe"]["lrs"]}
-            ),
+            lrs=EVAL["linear_probe"][
+                "lrs"
+            ],  # a named grid ("dinov2") or a list: the probe resolves it
         ),
         launch=launch_block("probe"),
     script:
