@@ -65,9 +65,8 @@ rule linear_probe:
             batch_size=EVAL["linear_probe"]["batch_size"],
             val_fraction=EVAL["linear_probe"]["val_fraction"],
             seed=EVAL["linear_probe"]["seed"],
-            lrs=EVAL["linear_probe"][
-                "lrs"
-            ],  # a named grid ("dinov2") or a list: the probe resolves it
+            # a named grid ("dinov2") or a list: the probe resolves it
+            lrs=EVAL["linear_probe"]["lrs"],
         ),
         launch=launch_block("probe"),
     script:
