@@ -119,5 +119,13 @@ def install_student(out_dir: str | os.PathLike, *, run_result: str) -> dict[str,
     return record
 
 
-__all__ = ["alignment_job", "install_student", "data_fingerprint", "run_dir_of", "run_folder", "select_backbone",
+__all__ = ["run_align_run", "run_baseline_run", "run_install_baseline", "run_select_alignment", "alignment_job", "install_student", "data_fingerprint", "run_dir_of", "run_folder", "select_backbone",
            "shard_files"]
+
+
+# The stages of workflow/rules/align.smk: rule X calls run_X. A baseline trains like an ALOE run
+# (its objective and data come in ``train``); both are the same checkpointable job.
+run_align_run = alignment_job
+run_baseline_run = alignment_job
+run_select_alignment = select_backbone
+run_install_baseline = install_student

@@ -17,6 +17,7 @@ import torch
 from aloe.data.eval_loader import EvalLoader
 from aloe.device import resolve_device
 from aloe.eval.classifier import ProbedClassifier, load_head
+from aloe.eval.explanation_panels import run_explanation_panels as _explanation_panels
 from aloe.eval.deletion import deletion_curve, deletion_fractions
 from aloe.eval.dense import evaluate_dense_probe
 from aloe.eval.features import cached_features, load_features, read_provenance
@@ -313,3 +314,9 @@ def run_deletion(
               "fractions": fractions, "curve": curve, "num_images": len(images), "split": split}  # fmt: skip
     rec = make_record("deletion_area", area, backbone=backbone, variant=variant, dataset=dataset, params=params)
     return write_records(out, [rec])[0]
+
+
+# The stages of workflow/rules/eval.smk: rule X calls run_X (the others are defined above).
+run_features = run_extract_train_test
+run_zero_shot = run_zeroshot
+run_explanation_panels = _explanation_panels

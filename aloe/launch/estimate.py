@@ -22,8 +22,8 @@ ANCHOR_ID, ANCHOR_IMG_S = "google/vit-base-patch16-224", 750.0
 DATASET_IMAGES = {"imagenet1k": 1_281_167 + 50_000, "caltech101": 9_144, "flowers102": 8_189, "food101": 101_000,
                   "fgvc_aircraft": 10_000, "dtd": 5_640, "stanford_cars": 16_185, "sun397": 108_754,
                   "cifar10": 60_000, "cifar100": 60_000, "nyuv2": 1_449}  # fmt: skip
-ALIGN_FN = "aloe.align.stages:alignment_job"
-FEATURES_FN = "aloe.eval.stages:run_extract_train_test"
+ALIGN_FNS = ("aloe.align.stages:run_align_run", "aloe.align.stages:run_baseline_run")
+FEATURES_FN = "aloe.eval.stages:run_features"
 
 
 def known_teacher(hub_id: str) -> bool:
@@ -63,7 +63,7 @@ def job_gpu_hours(fn: str, kwargs: Mapping[str, Any], hub_id: str | None) -> flo
     hub teacher ``hub_id``; None where no measured throughput covers it."""
     if hub_id is None or not known_teacher(hub_id):
         return None
-    if fn == ALIGN_FN:
+    if fn in ALIGN_FNS:
         train = kwargs["train"]
         return align_gpu_hours(hub_id, train["total_steps"], train["global_batch"])
     if fn == FEATURES_FN and kwargs.get("dataset") in DATASET_IMAGES:

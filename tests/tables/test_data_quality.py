@@ -124,7 +124,7 @@ def na(stage, item, split, why, record):
 def test_every_damaged_sample_is_counted_in_the_table_and_the_rule_log(records, tmp_path):
     root, files = records
     out_csv, out_html, log = tmp_path / "data_quality.csv", tmp_path / "data_quality.html", tmp_path / "dq.log"
-    run_stage("aloe.tables.data_quality:build_data_quality", dict(out_csv=str(out_csv), out_html=str(out_html),
+    run_stage("aloe.tables.stages:run_data_quality", dict(out_csv=str(out_csv), out_html=str(out_html),
               **files), log=str(log))  # as the rule calls it  # fmt: skip
     df = pd.read_csv(out_csv, keep_default_na=False, dtype=str)
     assert list(df.columns) == list(COLUMNS)

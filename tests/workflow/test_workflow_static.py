@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,20 @@ def test_data_quality_reads_every_record_of_the_tables_dag_and_adds_no_job(prese
     for rule in ("download_alignment_set", "alignment_subset", "align_run", "baseline_run", "features"):
         assert quality[rule] == tables[rule] > 0, rule
     assert quality.pop("data_quality") == 1 and set(quality) <= set(tables)
+
+
+def test_every_rule_calls_run_rule_of_its_familys_stages_module():
+    """The naming rule: rule X of workflow/rules/F.smk calls aloe.F.stages:run_X."""
+    from aloe.pipeline import import_callable
+
+    seen = 0
+    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        text = smk.read_text()
+        for rule, body in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", text, re.S | re.M):
+            fns = re.findall(r"^\s+fn=(.*)$", body, re.M)
+            if not fns:
+                continue
+            assert fns == [f'"aloe.{smk.stem}.stages:run_{rule}",'], (smk.name, rule, fns)
+            assert callable(import_callable(f"aloe.{smk.stem}.stages:run_{rule}"))
+            seen += 1
+    assert seen == 24  # every rule that runs a stage (all others only gather targets)

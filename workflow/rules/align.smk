@@ -18,7 +18,7 @@ rule align_run:
     resources:
         **job_resources("align"),
     params:
-        fn="aloe.align.stages:alignment_job",
+        fn="aloe.align.stages:run_align_run",
         kwargs=run_kwargs,
         launch=dict(launch_block("align"), checkpointable=True),
     script:
@@ -42,7 +42,7 @@ rule select_alignment:
     conda:
         "../../envs/align.yaml"
     params:
-        fn="aloe.align.stages:select_backbone",
+        fn="aloe.align.stages:run_select_alignment",
         kwargs={},
     script:
         STAGE
@@ -62,7 +62,7 @@ rule baseline_run:
     resources:
         **job_resources("align"),
     params:
-        fn="aloe.align.stages:alignment_job",
+        fn="aloe.align.stages:run_baseline_run",
         kwargs=baseline_kwargs,
         launch=dict(launch_block("align"), checkpointable=True),
     script:
@@ -81,7 +81,7 @@ rule install_baseline:
     conda:
         "../../envs/align.yaml"
     params:
-        fn="aloe.align.stages:install_student",
+        fn="aloe.align.stages:run_install_baseline",
         kwargs={},
     script:
         STAGE

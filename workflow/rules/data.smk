@@ -12,7 +12,7 @@ rule synthetic_world:
     conda:
         "../../envs/data.yaml"
     params:
-        fn="aloe.data.synthetic_world:make_synthetic_world",
+        fn="aloe.data.stages:run_synthetic_world",
         kwargs=lambda w: dict(
             out_dir="results/world", seed=STUDY["seed"], **STUDY["synthetic_world"]
         ),
@@ -44,11 +44,7 @@ rule download_alignment_set:
     resources:
         **job_resources("data"),
     params:
-        fn=lambda w: (
-            "aloe.data.synthetic_world:download_synthetic_alignment_set"
-            if STUDY["alignment_sets"][w.aset]["url_list"] == "synthetic"
-            else "aloe.data.img2dataset_stage:download_alignment_set"
-        ),
+        fn="aloe.data.stages:run_download_alignment_set",
         kwargs=lambda w: alignment_set_options(w.aset),
         launch=launch_block("data"),
     script:
@@ -67,7 +63,7 @@ rule alignment_splits:
     conda:
         "../../envs/data.yaml"
     params:
-        fn="aloe.data.subsets:make_key_splits",
+        fn="aloe.data.stages:run_alignment_splits",
         kwargs=lambda w: dict(
             shard_dir=f"results/alignment_sets/{w.aset}/shards",
             out_dir=f"results/alignment_sets/{w.aset}/splits",
@@ -93,7 +89,7 @@ rule alignment_subset:
     resources:
         **job_resources("data"),
     params:
-        fn="aloe.data.subsets:materialize_subset",
+        fn="aloe.data.stages:run_alignment_subset",
         kwargs=lambda w: dict(
             shards=f"results/alignment_sets/{w.aset}/shards",
             keys_file=subset_keys_file(w.aset, w.subset),
@@ -117,7 +113,7 @@ rule prepare_eval_dataset:
     resources:
         **job_resources_by(eval_dataset_block),
     params:
-        fn="aloe.data.eval_datasets:prepare_eval_dataset",
+        fn="aloe.data.stages:run_prepare_eval_dataset",
         kwargs=lambda w: dict(
             name=w.dataset,
             out_dir=f"results/eval_data/{w.dataset}",

@@ -19,7 +19,7 @@ rule features:
     resources:
         **job_resources("features"),
     params:
-        fn="aloe.eval.stages:run_extract_train_test",
+        fn="aloe.eval.stages:run_features",
         kwargs=lambda w: dict(
             backbone_path=backbone(w.teacher, w.variant)[0],
             backbone_kind=backbone(w.teacher, w.variant)[1],
@@ -118,7 +118,7 @@ rule zero_shot:
     resources:
         **job_resources("probe"),
     params:
-        fn="aloe.eval.stages:run_zeroshot",
+        fn="aloe.eval.stages:run_zero_shot",
         kwargs=lambda w: dict(
             text_model_path=teacher_source(w.teacher),
             image_encoder_path=backbone(w.teacher, w.variant)[0],
@@ -242,7 +242,7 @@ rule explanation_panels:
     resources:
         **job_resources("explain"),
     params:
-        fn="aloe.eval.explanation_panels:run_explanation_panels",
+        fn="aloe.eval.stages:run_explanation_panels",
         kwargs=dict(
             backbones=explanation_backbones(FIRST[0]),
             dataset_dir=eval_dataset_dir(FIRST[0]),

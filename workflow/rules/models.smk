@@ -13,7 +13,7 @@ rule teacher:
     resources:
         **job_resources("teacher"),
     params:
-        fn="aloe.models.teacher_stage:prepare_teacher",
+        fn="aloe.models.stages:run_teacher",
         kwargs=lambda w: dict(
             name=w.teacher,
             family=TEACHERS[w.teacher]["family"],

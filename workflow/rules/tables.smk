@@ -16,7 +16,7 @@ rule table:
     conda:
         "../../envs/tables.yaml"
     params:
-        fn="aloe.tables:build_table",
+        fn="aloe.tables.stages:run_table",
         kwargs=lambda w: dict(name=w.table, **table_plan(w.table)[1]),
     script:
         STAGE
@@ -38,7 +38,7 @@ rule plot_data_efficiency:
     conda:
         "../../envs/tables.yaml"
     params:
-        fn="aloe.tables:plot_data_efficiency",
+        fn="aloe.tables.stages:run_plot_data_efficiency",
         kwargs=dict(
             metric_name="lp_top1",
             dataset=FIRST[0],
@@ -64,7 +64,7 @@ rule plot_gridpg_vs_accuracy:
     conda:
         "../../envs/tables.yaml"
     params:
-        fn="aloe.tables:plot_gridpg_vs_accuracy",
+        fn="aloe.tables.stages:run_plot_gridpg_vs_accuracy",
         kwargs=dict(
             metric_name="lp_top1", dataset=FIRST[0], backbones=STUDY["tables"]["main"]
         ),
@@ -92,7 +92,7 @@ rule table_html:
     conda:
         "../../envs/tables.yaml"
     params:
-        fn="aloe.tables.html:table_html",
+        fn="aloe.tables.stages:run_table_html",
         kwargs={},
     script:
         STAGE
@@ -115,7 +115,7 @@ rule explanation_grid:
     conda:
         "../../envs/tables.yaml"
     params:
-        fn="aloe.tables.explanations:explanation_grid",
+        fn="aloe.tables.stages:run_explanation_grid",
         kwargs={},
     script:
         STAGE
@@ -144,7 +144,7 @@ rule data_quality:
     conda:
         "../../envs/tables.yaml"
     params:
-        fn="aloe.tables.data_quality:build_data_quality",
+        fn="aloe.tables.stages:run_data_quality",
         kwargs={},
     script:
         STAGE
