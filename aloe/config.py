@@ -1,13 +1,14 @@
 """The study presets of ``config.yaml``: ``paper`` states the whole study, the others what differs.
 
-``paper`` is complete: every protocol constant (B, stem, loss weights, schedules, the probe
-protocols, ...) is written there once. Another preset is an overlay on the preset its
-``extends`` key names (default ``paper``; ``tiny`` extends ``demo``): mappings merge into the
-base key by key, values and lists replace. Blocks whose entries must not leak from the base are
-replaced whole (``REPLACED``): the named collections (teachers, alignment sets, evaluation
-datasets, the depth-ablation settings), the cluster block and each stage's resource block; a demo teacher must not inherit
-``source`` from a hub teacher, nor a CPU job 8 GPUs. The resolved preset is complete and is
-what the schema checks and the workflow reads.
+``paper`` states the study; the protocol constants (B, stem, loss weights, the probe protocols,
+...) are the schema's defaults, stated once there and filled in by ``validate_config``. Another
+preset is an overlay on the preset its ``extends`` key names (default ``paper``; ``tiny``
+extends ``demo``): mappings merge into the base key by key, values and lists replace. Blocks
+whose entries must not leak from the base are replaced whole (``REPLACED``): the named
+collections (teachers, alignment sets, evaluation datasets, the depth-ablation settings), the
+cluster block and each stage's resource block; a demo teacher must not inherit ``source`` from a
+hub teacher, nor a CPU job 8 GPUs. The resolved preset is complete and is what the schema checks
+and the workflow reads.
 
     python -m aloe.config show demo            # the resolved preset, as YAML
     python -m aloe.config show tiny --configfile site.yaml

@@ -45,7 +45,7 @@ class LrFactor:
     def __call__(self, step: int) -> float:
         decay_start = self.warmup_steps if self.kind == "cosine" else self.total_steps - self.tail_steps
         return warmup_cosine(step, warmup_steps=self.warmup_steps, decay_start=decay_start,
-                             total_steps=self.total_steps, min_factor=self.min_factor)  # fmt: skip
+                             total_steps=self.total_steps, min_factor=self.min_factor)
 
 
 def warmup_cosine(

@@ -32,7 +32,9 @@ def check_stage_name(path: str) -> tuple[str, str]:
     # Looked up as a file: find_spec() would import the parent packages (and with them torch).
     package = Path(__file__).resolve().parent
     parts = module.split(".")[1:]
-    if not (package.joinpath(*parts).with_suffix(".py").is_file() or (package.joinpath(*parts) / "__init__.py").is_file()):
+    target = package.joinpath(*parts)
+    found = target.with_suffix(".py").is_file() or (target / "__init__.py").is_file()
+    if not found:
         raise ValueError(f"stage function {path!r}: no module {module}")
     return module, name
 

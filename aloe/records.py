@@ -97,7 +97,7 @@ def make_unavailable_record(
 
 def _record(metric, value, status, *, backbone, variant, dataset, params) -> dict[str, Any]:
     return {"metric": metric, "value": value, "status": status, "backbone": backbone, "variant": variant,
-            "dataset": dataset, "params": dict(params or {}), "code_version": code_version()}  # fmt: skip
+            "dataset": dataset, "params": dict(params or {}), "code_version": code_version()}
 
 
 def record_status(record: dict[str, Any]) -> str:

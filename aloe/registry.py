@@ -69,7 +69,7 @@ BACKBONES: dict[str, BackboneEntry] = {
 # Result tables (aloe.tables.specs holds one TableSpec per name); workflow targets are
 # results/tables/<name>.{csv,tex,html}.
 TABLE_NAMES = ("table2", "table3a", "table3b", "table4", "tableB1", "tableB2", "tableB3", "tableB4", "tableB5",
-               "tableB6", "tableB8")  # fmt: skip
+               "tableB6", "tableB8")
 
 # Attribution methods of GridPG / deletion; bcos is the students' own W(x)x.
 ATTRIBUTION_METHODS = ("attnlrp", "ig", "legrad", "chefercam", "lime", "bcos")
@@ -115,7 +115,7 @@ def study_problems(study: Mapping[str, Any], prefix: str) -> Iterator[str]:
         if name in DATASETS and DATASETS[name].zero_shot is None:
             have = [n for n, e in DATASETS.items() if e.zero_shot]
             yield (f"{prefix}.evaluation.zero_shot.datasets[{i}]: no class names are shipped for {name!r}; "
-                   f"zero-shot can use: {_known(have)}")  # fmt: skip
+                   f"zero-shot can use: {_known(have)}")
     yield from dataset_ref("evaluation.dense.dataset", ev["dense"]["dataset"], "dense")
     for stage in ("gridpg", "deletion"):
         yield from dataset_ref(f"evaluation.{stage}.dataset", ev[stage]["dataset"], "classification")
@@ -125,7 +125,7 @@ def study_problems(study: Mapping[str, Any], prefix: str) -> Iterator[str]:
         entry = BACKBONES.get(name)
         if entry is None:
             yield (f"{prefix}.teachers.{name}: no display label for teacher {name!r} in aloe.registry.BACKBONES "
-                   f"(known: {_known(BACKBONES)}); add an entry there")  # fmt: skip
+                   f"(known: {_known(BACKBONES)}); add an entry there")
         elif entry.family != spec["family"]:
             yield f"{prefix}.teachers.{name}.family: {name} is a {entry.family} model, config says {spec['family']!r}"
 
@@ -135,7 +135,7 @@ def study_problems(study: Mapping[str, Any], prefix: str) -> Iterator[str]:
         "ablations.depths.teachers": abl["depths"]["teachers"], "ablations.losses.teachers": abl["losses"]["teachers"],
         "ablations.fractions.teachers": abl["fractions"]["teachers"], **{
             f"tables.{k}": v for k, v in study["tables"].items()},
-    }  # fmt: skip
+    }
     for key, names in teacher_lists.items():
         for i, name in enumerate(names):
             if name not in teachers:
@@ -147,7 +147,7 @@ def study_problems(study: Mapping[str, Any], prefix: str) -> Iterator[str]:
         yield f"{prefix}.synthetic_world: needed by {', '.join(synthetic[:3])} (the synthetic world's sizes)"
     if study["alignment"]["set"] not in study["alignment_sets"]:
         yield (f"{prefix}.alignment.set: {study['alignment']['set']!r} is not a key of {prefix}.alignment_sets "
-               f"({_known(study['alignment_sets'])})")  # fmt: skip
+               f"({_known(study['alignment_sets'])})")
     for i, fraction in enumerate(abl["fractions"]["settings"]):
         if fraction not in study["splits"]["fractions"]:
             yield f"{prefix}.ablations.fractions.settings[{i}]: {fraction} is not in {prefix}.splits.fractions"
@@ -157,7 +157,8 @@ def study_problems(study: Mapping[str, Any], prefix: str) -> Iterator[str]:
             yield f"{prefix}.{block}.global_batch: {batch} is not a multiple of {prefix}.{block}.micro_batch ({micro})"
     for i, method in enumerate(ev["gridpg"]["methods"]):
         if method not in ATTRIBUTION_METHODS:
-            yield f"{prefix}.evaluation.gridpg.methods[{i}]: unknown method {method!r}; known: {_known(ATTRIBUTION_METHODS)}"
+            yield (f"{prefix}.evaluation.gridpg.methods[{i}]: unknown method {method!r}; "
+                   f"known: {_known(ATTRIBUTION_METHODS)}")
 
 
 def check_study(config: Mapping[str, Any], preset: str | None = None) -> None:
@@ -167,4 +168,4 @@ def check_study(config: Mapping[str, Any], preset: str | None = None) -> None:
     problems = list(study_problems(config[preset], preset))
     if problems:
         raise UnknownNameError(f"config preset {preset!r} names things aloe does not know "
-                               f"({len(problems)} problem(s)):\n  " + "\n  ".join(problems))  # fmt: skip
+                               f"({len(problems)} problem(s)):\n  " + "\n  ".join(problems))

@@ -31,7 +31,7 @@ from aloe.io import atomic_path
 _CHUNK = 1 << 20
 DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
           torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
-          torch.bool: "BOOL"}  # fmt: skip
+          torch.bool: "BOOL"}
 
 
 def read_header(path: str | os.PathLike) -> tuple[dict, int]:

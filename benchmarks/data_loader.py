@@ -35,7 +35,7 @@ from aloe.data.synthetic_images import shape_classes, shape_image
 def write_jpeg_shards(root: Path, size: int, n: int) -> list[str]:
     classes = shape_classes(8)
     samples = ({"jpg": encode_jpeg(Image.fromarray(shape_image(0, 1, i, *classes[i % 8], size, size)), 95),
-                "txt": b"a photo of a shape"} for i in range(n))  # fmt: skip
+                "txt": b"a photo of a shape"} for i in range(n))
     entry = write_split(root, "bench", samples, samples_per_shard=128)
     return [str(root / s) for s in entry["shards"]]
 
@@ -53,7 +53,7 @@ def bare_decode(shards: list[str]) -> int:
 
 def loader_pass(shards: list[str], size: int, epoch: int, dtype: str) -> int:
     loader = AlignmentLoader(shards, image_size=size, batch_size=64, seed=0, num_workers=0, shuffle_buffer=1000,
-                             pixels_dtype=dtype)  # fmt: skip
+                             pixels_dtype=dtype)
     return sum(batch.pixels.shape[0] for batch in loader.iterate(epoch))
 
 
@@ -65,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}, "
-          f"torch {torch.__version__}, Pillow {Image.__version__}")  # fmt: skip
+          f"torch {torch.__version__}, Pillow {Image.__version__}")
     print("| image size | bare PIL decode (img/s/core) | loader, uint8 out (img/s/core) | ratio | "
           "loader, float32 out (img/s/core) | ratio |")
     print("|---|---|---|---|---|---|")
@@ -83,7 +83,7 @@ def main() -> None:
             for name in ("uint8", "float32"):
                 ratios = [o / b for o, b in zip(rates[name], rates["bare"])]
                 cells += [f"{statistics.median(rates[name]):.0f}",
-                          f"{statistics.median(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)})"]  # fmt: skip
+                          f"{statistics.median(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)})"]
             print(f"| {size} | " + " | ".join(cells) + " |")
 
 

@@ -40,7 +40,7 @@ def _pixels(images: np.ndarray) -> torch.Tensor:
 def probe_sets(size: int) -> dict[str, tuple]:
     """(train pixels, train labels, test pixels, test labels) per probe set, all unseen by the teachers."""
     images, labels, _ = demo_labelled_images(seed=0, stream=HELD_OUT_STREAM, num_images=2800, image_size=size,
-                                             num_shape_classes=SHAPES)  # fmt: skip
+                                             num_shape_classes=SHAPES)
     shape, texture = labels < SHAPES, labels >= SHAPES
     sets = {}
     for name, mask, offset in (("shapes", shape, 0), ("textures", texture, SHAPES)):
@@ -71,7 +71,7 @@ def linear_probe(teacher, sets: dict) -> dict[str, float]:
 
 def zero_shot(teacher, size: int) -> float:
     images, _, labels, names = demo_caption_pairs(seed=0, stream=HELD_OUT_STREAM + 1, num_images=1400,
-                                                  image_size=size, num_shape_classes=SHAPES)  # fmt: skip
+                                                  image_size=size, num_shape_classes=SHAPES)
     clf, scale, bias = build_siglip_classifier(teacher.hf_model, teacher.tokenizer, names, ["a photo of a {}."])
     return round(zeroshot_top1(teacher, [(_pixels(images), torch.from_numpy(labels))], clf, scale, bias)[0], 1)
 
@@ -92,7 +92,7 @@ def main() -> None:
             kw = dict(steps=steps, lr=1e-3 if steps > 1 else 1e-12)  # 1 step at lr ~0 = the random init
             start = time.perf_counter()
             summary = build_demo_teacher(family, args.out / f"{family}_{variant}", seed=0, image_size=args.size,
-                                         num_images=args.num_images, num_shape_classes=SHAPES, threads=1, **kw)  # fmt: skip
+                                         num_images=args.num_images, num_shape_classes=SHAPES, threads=1, **kw)
             seconds = time.perf_counter() - start
             with torch_threads(1):
                 teacher = load_teacher(args.out / f"{family}_{variant}")

@@ -36,7 +36,7 @@ def cached_pair(
     out = []
     for split, sl in (("train", slice(0, n_train)), ("test", slice(n_train, None))):
         prov = make_provenance(backbone_checksum="synthetic", dataset="bench", split=split, preprocessing={},
-                               spec=feature_spec())  # fmt: skip
+                               spec=feature_spec())
         path = workdir / f"{split}.safetensors"
         save_features(path, {"global": x[sl].contiguous(), "labels": y[sl].contiguous()}, prov)
         f = load_features(path, {"dataset": "bench", "split": split})

@@ -47,7 +47,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     cfg = T.ViTConfig(hidden_size=args.hidden, num_hidden_layers=args.layers, num_attention_heads=args.heads,
-                      intermediate_size=4 * args.hidden, image_size=args.image, patch_size=args.patch)  # fmt: skip
+                      intermediate_size=4 * args.hidden, image_size=args.image, patch_size=args.patch)
     with tempfile.TemporaryDirectory() as d:
         T.ViTModel(cfg, add_pooling_layer=False).save_pretrained(d)
         teacher = load_teacher(d).to(args.device)
@@ -69,9 +69,9 @@ def main() -> None:
             xi, ci = x[i : i + 1], cls[i : i + 1]
             t_exp += timed(lambda: explain_fn(xi, ci), args.device)
             t_ig_s += timed(lambda: integrated_gradients(clf_s, xi, ci, n_steps=args.ig_steps,
-                                                         internal_batch_size=args.ig_steps), args.device)  # fmt: skip
+                                                         internal_batch_size=args.ig_steps), args.device)
             t_ig_t += timed(lambda: integrated_gradients(clf_t, xi, ci, n_steps=args.ig_steps,
-                                                         internal_batch_size=args.ig_steps), args.device)  # fmt: skip
+                                                         internal_batch_size=args.ig_steps), args.device)
         n = args.images
         ratios.append(t_ig_s / t_exp)
         print(f"round {rnd}: W(x)x {1e3 * t_exp / n:.1f} ms/img; IG on student {1e3 * t_ig_s / n:.1f} ms/img "

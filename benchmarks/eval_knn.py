@@ -47,7 +47,7 @@ def main() -> None:
         for rnd in range(args.rounds):
             t0 = time.perf_counter()
             sk = KNeighborsClassifier(n_neighbors=args.k, algorithm="brute", metric="cosine",
-                                      weights=lambda dist: np.exp((1.0 - dist) / t))  # fmt: skip
+                                      weights=lambda dist: np.exp((1.0 - dist) / t))
             sk_pred = sk.fit(xtr_np, ytr.numpy()).predict(xte_np)
             sk_time = time.perf_counter() - t0
             t0 = time.perf_counter()

@@ -53,7 +53,7 @@ def main() -> None:
     bank_gib = bank.numel() * 2 / 2**30
     t0 = time.perf_counter()
     pred = knn_predict(bank, labels, queries, k=20, temperature=0.07, num_classes=args.classes,
-                       query_chunk=args.query_chunk, bank_chunk=args.bank_chunk, device=args.device)  # fmt: skip
+                       query_chunk=args.query_chunk, bank_chunk=args.bank_chunk, device=args.device)
     if cuda:
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0

@@ -43,7 +43,7 @@ def main() -> None:
     with threadpool_limits(args.threads), tempfile.TemporaryDirectory() as d:
         torch.set_num_threads(args.threads)
         xtr, ytr, xte, yte = cached_pair(Path(d), args.n_train, args.n_test, args.dim, args.classes, args.spread,
-                                         anisotropic=args.anisotropic)  # fmt: skip
+                                         anisotropic=args.anisotropic)
         print(f"machine: {machine()}; ours on {args.device}; features {args.n_train}+{args.n_test} x {args.dim} "
               f"fp16, {args.classes} classes, anisotropic={args.anisotropic}")
         ratios = []

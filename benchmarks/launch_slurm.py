@@ -134,7 +134,8 @@ def checks(work: Path, with_timeout: bool) -> None:
         assert value == "second attempt finished" and rec.history[0]["outcome"] == "timeout", rec
         assert rec.resources["timeout_min"] == 2
         print(
-            f"PASS SLURM time limit -> classified timeout -> resubmitted with timeout_min 2 ({time.monotonic() - start:.0f} s)"
+            "PASS SLURM time limit -> classified timeout -> resubmitted with timeout_min 2 "
+            f"({time.monotonic() - start:.0f} s)"
         )
 
 
@@ -160,12 +161,14 @@ def bench(work: Path, n: int, rounds: int) -> None:
             rows[mode].append(_submit_and_wait(work / f"bench_{mode}_{r}", n, mode == "array"))
             jobs_, sub, total = rows[mode][-1]
             print(
-                f"round {r} {mode:8s}: {jobs_:3d} scheduler job(s) for {n} calls, submit {sub:5.2f} s, total {total:5.1f} s"
+                f"round {r} {mode:8s}: {jobs_:3d} scheduler job(s) for {n} calls, submit {sub:5.2f} s, "
+                f"total {total:5.1f} s"
             )
     mean = {m: [sum(col) / len(col) for col in zip(*v)] for m, v in rows.items()}
     print(
         f"mean over {rounds} rounds: submit {mean['array'][1]:.2f} s (array) vs {mean['separate'][1]:.2f} s (separate),"
-        f" ratio {mean['separate'][1] / mean['array'][1]:.1f}x; total {mean['array'][2]:.1f} s vs {mean['separate'][2]:.1f} s"
+        f" ratio {mean['separate'][1] / mean['array'][1]:.1f}x;"
+        f" total {mean['array'][2]:.1f} s vs {mean['separate'][2]:.1f} s"
     )
     outs = [work / "e2e" / f"o{i}.json" for i in range(n)]
     t0 = time.perf_counter()

@@ -15,8 +15,8 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from aloe.config import load_config  # noqa: E402
-from aloe.launch.estimate import estimate, step_img_s  # noqa: E402
+from aloe.config import load_config
+from aloe.launch.estimate import estimate, step_img_s
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ import os
 import platform
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -78,7 +77,7 @@ def check(hub_id: str, cache: Path, device: str) -> dict:
     times["completeness"] = time.perf_counter() - t
     row = {"hub_id": hub_id, "params": params, "vision_params": vision_params, "image_size": size,
            "tokens": (size // teacher.patch_size) ** 2 + teacher.num_prefix_tokens, "b1": b1, "completeness": complete,
-           "seconds": time.perf_counter() - started, "times": times, "peak_rss_gb": _peak_rss_gb()}  # fmt: skip
+           "seconds": time.perf_counter() - started, "times": times, "peak_rss_gb": _peak_rss_gb()}
     del teacher
     gc.collect()
     return row
@@ -121,7 +120,7 @@ def section(rows: list[dict], command: str, started: str, commit: str, device: s
         "teachers run the same checks in `tests/models/test_real_architectures.py`.", "",
         f"Command: `{command}`  ", f"Date: {started}  ", f"Commit: {commit}  ", f"Machine: {_machine(device)}", "",
         table(rows), "", END,
-    ])  # fmt: skip
+    ])
 
 
 def main(argv: list[str] | None = None) -> None:

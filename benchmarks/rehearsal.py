@@ -56,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     started, revision = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), commit()
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-m", "aloe.rehearsal", str(world), "--config", str(ROOT / "config.yaml"),
-                    "--executor", args.executor], cwd=workdir, env=ENV, check=True)  # fmt: skip
+                    "--executor", args.executor], cwd=workdir, env=ENV, check=True)
     t_world = time.monotonic() - t0
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", str(args.cores),
-           "--keep-going", "--config", "preset=paper", f"--configfile={world / 'site.yaml'}", "--", *args.targets]  # fmt: skip
+           "--keep-going", "--config", "preset=paper", f"--configfile={world / 'site.yaml'}", "--", *args.targets]
     try:
         with open(base / "snakemake.log", "w") as log:
             proc = subprocess.run(cmd, cwd=workdir, env=ENV, stdout=log, stderr=subprocess.STDOUT)
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
              f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU, Python {platform.python_version()}  ",
              f"Targets: {' '.join(args.targets) or 'every table and plot (the all target)'}", "",
              f"World built in {t_world:.0f} s; the workflow ran **{sum(done.values())} jobs in {wall / 60:.1f} min**.",
-             "", "| stage family | jobs | summed job time (s) |", "|---|---|---|"]  # fmt: skip
+             "", "| stage family | jobs | summed job time (s) |", "|---|---|---|"]
     lines += [f"| {family} | {n} | {s:.0f} |" for family, (n, s) in per_family.items()]
     lines += ["", "Jobs per rule: " + ", ".join(f"{r} {n}" for r, n in sorted(done.items())) + ".", END]
     write_section("\n".join(lines), BEGIN, END)

@@ -12,7 +12,8 @@ from aloe.data.align_loader import AlignmentBatch
 
 
 @torch.no_grad()
-def heldout_loss(student, teacher, objective, batches: Iterable[AlignmentBatch], info: DistInfo, autocast) -> dict[str, float]:
+def heldout_loss(student, teacher, objective, batches: Iterable[AlignmentBatch], info: DistInfo,
+                 autocast) -> dict[str, float]:
     """Sample-weighted mean of the objective's feature terms over ``batches`` (all ranks combined).
 
     Returns ``{"heldout_loss": ..., "heldout/<term>": ...}``; the weight-norm term is excluded

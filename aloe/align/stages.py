@@ -48,7 +48,7 @@ def alignment_job(result: str | os.PathLike, *, teacher: str, teacher_depth: int
     if train_keys is not None:
         cfg["train_keys"] = str(train_keys)
     job = {"teacher": str(teacher), "b": b, "stem": stem, "train": cfg,
-           "data": data_fingerprint([shards, heldout_shards, train_keys])}  # fmt: skip
+           "data": data_fingerprint([shards, heldout_shards, train_keys])}
     cfg.update(out_dir=str(run_folder(result, job)), retrain_finished=True)
     return AlignJob(job, result=str(result))
 
@@ -82,7 +82,7 @@ def run_folder(result: str | os.PathLike, job: Mapping[str, Any]) -> Path:
     (``RESUME_MAY_CHANGE``: logging, checkpoint interval, device) do not enter the digest.
     """
     train = {k: v for k, v in TrainConfig.from_dict({**job["train"], "out_dir": "."}).to_dict().items()
-             if k not in RESUME_MAY_CHANGE and k != "out_dir"}  # fmt: skip
+             if k not in RESUME_MAY_CHANGE and k != "out_dir"}
     settings = json.dumps({**job, "train": train}, sort_keys=True, default=str)
     return Path(result).parent / "runs" / hashlib.sha256(settings.encode()).hexdigest()[:12]
 
@@ -119,8 +119,10 @@ def install_student(out_dir: str | os.PathLike, *, run_result: str) -> dict[str,
     return record
 
 
-__all__ = ["run_align_run", "run_baseline_run", "run_install_baseline", "run_select_alignment", "alignment_job", "install_student", "data_fingerprint", "run_dir_of", "run_folder", "select_backbone",
-           "shard_files"]
+__all__ = [
+    "alignment_job", "data_fingerprint", "install_student", "run_align_run", "run_baseline_run", "run_dir_of",
+    "run_folder", "run_install_baseline", "run_select_alignment", "select_backbone", "shard_files",
+]
 
 
 # The stages of workflow/rules/align.smk: rule X calls run_X. A baseline trains like an ALOE run

@@ -79,7 +79,8 @@ class BcosLinear(DynamicLinear):
 class BcosConv2d(DynamicLinear):
     """B-cos convolution; ||x|| is the norm of each receptive field (all input channels)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0, b: float = 2.0):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                 b: float = 2.0):
         super().__init__()
         if b < 1:
             raise ValueError(f"B-cos exponent b must be >= 1, got {b}")

@@ -20,7 +20,8 @@ class AttentionPooling(DynamicLinear):
     output is linear in the tokens and the probe adds no constant to the explanation.
     """
 
-    def __init__(self, dim: int, num_heads: int, intermediate: int, act: str | DetachableActivation, eps: float, b: float = 2.0):
+    def __init__(self, dim: int, num_heads: int, intermediate: int, act: str | DetachableActivation, eps: float,
+                 b: float = 2.0):
         super().__init__()
         self.dim, self.num_heads = dim, num_heads
         self.probe = nn.Parameter(torch.zeros(1, 1, dim))

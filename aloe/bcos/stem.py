@@ -26,7 +26,8 @@ class BcosConvStem(nn.Module):
         layers: list[nn.Module] = []
         c_in = in_channels
         for c_out in widths:
-            layers += [BcosConv2d(c_in, c_out, 3, stride=2, padding=1, b=b), BcosChannelNorm2d(c_out, eps=eps, centred=False)]
+            layers += [BcosConv2d(c_in, c_out, 3, stride=2, padding=1, b=b),
+                       BcosChannelNorm2d(c_out, eps=eps, centred=False)]
             c_in = c_out
         layers.append(BcosConv2d(c_in, hidden_size, 1, b=b))
         self.layers = nn.Sequential(*layers)

@@ -51,7 +51,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 import webdataset as wds
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset
 
 from aloe.data.augment import decode_image, random_resized_crop, sample_seed, stack_images, to_nchw
 from aloe.data.streams import in_stream_order, run_streams
@@ -176,7 +176,7 @@ class AlignmentLoader:
             )
         if batch_size < 1 or image_size < 1 or streams < 1:
             raise ValueError(f"batch_size, image_size and streams must be positive, got {batch_size}, "
-                             f"{image_size}, {streams}")  # fmt: skip
+                             f"{image_size}, {streams}")
         self.image_size, self.batch_size, self.seed = image_size, batch_size, seed
         self.rank, self.world_size = rank, world_size
         self.stream_count = min(streams, len(self.shards[rank::world_size]))
@@ -202,11 +202,11 @@ class AlignmentLoader:
         """Position after the last batch yielded; pass to ``iterate(..., resume_state=...)``."""
         return {"epoch": self._epoch, "seed": self.seed, "rank": self.rank, "world_size": self.world_size,
                 "streams": self.stream_count, "positions": [list(p) for p in self._positions],
-                "next_stream": self._next_stream, "tail_done": self._tail_done}  # fmt: skip
+                "next_stream": self._next_stream, "tail_done": self._tail_done}
 
     def _check_resume(self, epoch: int, state: dict[str, Any]) -> None:
         expected = {"epoch": epoch, "seed": self.seed, "rank": self.rank,
-                    "world_size": self.world_size, "streams": self.stream_count}  # fmt: skip
+                    "world_size": self.world_size, "streams": self.stream_count}
         wrong = {k: (state.get(k), v) for k, v in expected.items() if state.get(k) != v}
         if wrong:
             raise ValueError(f"cannot resume this loader from that state; (saved, now) differ: {wrong}")

@@ -93,7 +93,7 @@ class SkipCounter:
         """JSON-ready full record (every damaged key), for checkpoints; ``from_state`` reads it back."""
         return {"samples": sorted([s, k, r] for (s, k), r in self.samples.items()),
                 "sizes": dict(sorted(self.sizes.items())),
-                "notes": {s: sorted(n) for s, n in sorted(self.notes.items())}}  # fmt: skip
+                "notes": {s: sorted(n) for s, n in sorted(self.notes.items())}}
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> "SkipCounter":

@@ -19,7 +19,7 @@ _URL_ATTRIBUTES = {
     "cifar10": ("CIFAR10", "url"), "cifar100": ("CIFAR100", "url"), "food101": ("Food101", "_URL"),
     "flowers102": ("Flowers102", "_download_url_prefix"), "fgvc_aircraft": ("FGVCAircraft", "_URL"),
     "dtd": ("DTD", "_URL"), "sun397": ("SUN397", "_DATASET_URL"),
-}  # fmt: skip
+}
 _CALTECH101 = "Google Drive (torchvision.datasets.Caltech101 downloads with gdown)"
 
 

@@ -58,7 +58,7 @@ EVAL_DATASETS = TORCHVISION + MANUAL
 # Which ``source`` values each dataset accepts ("synthetic" sets are made by the synthetic world).
 # source -> datasets it can provide (aloe.registry: each dataset's `sources`)
 SOURCES = {source: tuple(n for n in EVAL_DATASETS if source in DATASETS[n].sources)
-           for source in ("torchvision", "folder", "manual")}  # fmt: skip
+           for source in ("torchvision", "folder", "manual")}
 SUN397_TEST_FRACTION = 0.2
 CALTECH101_TRAIN_PER_CLASS = 30
 
@@ -173,7 +173,7 @@ def _check_source(name: str, source: str | None, config_key: str) -> str:
         return "manual" if name in MANUAL else "torchvision"
     if source == "synthetic":
         raise ValueError(f"{name}: source 'synthetic' ({source_key}) datasets are written by the synthetic world "
-                         "(rule synthetic_world), not by prepare_eval_dataset")  # fmt: skip
+                         "(rule synthetic_world), not by prepare_eval_dataset")
     if source not in SOURCES:
         raise ValueError(f"{name}: unknown source {source!r} ({source_key}); choose one of {sorted(SOURCES)}")
     if name not in SOURCES[source]:
@@ -221,7 +221,7 @@ def prepare_eval_dataset(
     with download_guard(name, download_root, config_key):
         class_names, splits = _BUILDERS[name](Path(download_root), seed)
     written = {split: write_split(out_dir, split, samples, samples_per_shard=samples_per_shard)
-               for split, samples in splits.items()}  # fmt: skip
+               for split, samples in splits.items()}
     notes = f"split seed {seed}; splits documented in aloe.data.eval_datasets"
     return write_meta(out_dir, name=name, task="classification", splits=written, class_names=class_names,
-                      source=f"torchvision.datasets ({name})", notes=notes)  # fmt: skip
+                      source=f"torchvision.datasets ({name})", notes=notes)

@@ -6,9 +6,9 @@ logical streams like the alignment loader (``shards[rank::world_size][stream::st
 shuffling, ``aloe.data.streams``), each shard's samples sorted by key, and batches come back in
 round-robin stream order, the streams' leftovers put together at the end (so at most one batch is
 partial): the same batches in the same order for any number of workers, so cached features do
-not depend on ``num_workers``. Batches carry the sample keys so cached
-features can always be matched to samples. Damaged samples are skipped and counted by key in ``loader.skipped`` as in the
-alignment loader (lost samples against each shard's index).
+not depend on ``num_workers``. Batches carry the sample keys so cached features can always be
+matched to samples. Damaged samples are skipped and counted by key in ``loader.skipped`` as in
+the alignment loader (lost samples against each shard's index).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from aloe.data.augment import (
     center_crop_resize, center_crop_resize_nearest, decode_image, stack_images, to_nchw,
-)  # fmt: skip
+)
 from aloe.data.shards import read_meta, split_shards
 from aloe.data.streams import in_stream_order, run_streams
 from aloe.data.tario import SkipCounter, image_extension, iter_shard

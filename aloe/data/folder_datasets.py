@@ -43,7 +43,7 @@ FOLDER_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 FOLDER_NUM_CLASSES = {
     "cifar10": 10, "cifar100": 100, "food101": 101, "flowers102": 102, "fgvc_aircraft": 100,
     "dtd": 47, "sun397": 397, "caltech101": 101,
-}  # fmt: skip
+}
 _SHARD_EXTENSION = {"JPEG": "jpg", "PNG": "png"}
 
 
@@ -130,6 +130,6 @@ def prepare_folder_dataset(
     """Check the folder at ``path``, write its splits as shards into ``out_dir``, return meta."""
     class_names, files = check_folder_dataset(name, path, config_key)
     splits = {split: write_split(out_dir, split, _folder_samples(f), samples_per_shard=samples_per_shard)
-              for split, f in files.items()}  # fmt: skip
+              for split, f in files.items()}
     return write_meta(out_dir, name=name, task="classification", splits=splits, class_names=class_names,
-                      source=f"folder {path}", notes="train / test as in the folder; bytes copied")  # fmt: skip
+                      source=f"folder {path}", notes="train / test as in the folder; bytes copied")

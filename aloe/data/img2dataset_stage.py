@@ -70,7 +70,7 @@ def first_failures(out_dir: Path, by_shard: dict[str, int], first: int = 20) -> 
         columns = [c for c in ("key", "status", "error_message") if c in pq.read_schema(parquet).names]
         rows = pq.read_table(parquet, columns=columns).to_pylist()
         out += sorted([shard, str(r["key"]), str(r.get("error_message") or r["status"])] for r in rows
-                      if r["status"] != "success")  # fmt: skip
+                      if r["status"] != "success")
     return out[:first]
 
 

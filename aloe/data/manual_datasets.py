@@ -73,7 +73,7 @@ def check_imagenet(path: Any, config_key: str) -> dict[str, Path]:
         wnids = sorted(p.name for p in d.iterdir() if p.is_dir() and WNID.match(p.name))
         if len(wnids) != 1000:
             raise layout_error("imagenet1k", config_key, str(root),
-                        f"{d} has {len(wnids)} WordNet-id class folders, expected 1000", IMAGENET_LAYOUT)  # fmt: skip
+                        f"{d} has {len(wnids)} WordNet-id class folders, expected 1000", IMAGENET_LAYOUT)
         folders[split] = wnids
     if folders["train"] != folders["val"]:
         raise layout_error("imagenet1k", config_key, str(root), "train and val class folders differ", IMAGENET_LAYOUT)
@@ -84,11 +84,11 @@ def check_stanford_cars(path: Any, config_key: str) -> Path:
     root = require_folder(path, "stanford_cars", config_key, STANFORD_CARS_LAYOUT)
     base = root / "stanford_cars"
     needed = ["devkit/cars_meta.mat", "devkit/cars_train_annos.mat", "cars_train", "cars_test",
-              "cars_test_annos_withlabels.mat"]  # fmt: skip
+              "cars_test_annos_withlabels.mat"]
     missing = [n for n in needed if not (base / n).exists()]
     if missing:
         raise layout_error("stanford_cars", config_key, str(root),
-                    f"missing under {base}: {', '.join(missing)}", STANFORD_CARS_LAYOUT)  # fmt: skip
+                    f"missing under {base}: {', '.join(missing)}", STANFORD_CARS_LAYOUT)
     return root
 
 
@@ -134,7 +134,7 @@ def _nyuv2_samples(root: Path, split: str, ids: list[str]) -> Iterator[dict[str,
         normal = np.load(io.BytesIO(normal_bytes), allow_pickle=False)
         if depth.shape != (height, width) or normal.shape != (height, width, 3):
             raise ValueError(f"nyuv2 {split}/{i}: depth {depth.shape} / normal {normal.shape} do not match "
-                             f"the image size {(height, width)}")  # fmt: skip
+                             f"the image size {(height, width)}")
         yield {"png": rgb, "depth.npy": depth_bytes, "normal.npy": normal_bytes}
 
 
@@ -145,10 +145,10 @@ def prepare_manual_dataset(
     if name == "imagenet1k":
         folders = check_imagenet(manual_path, config_key)
         splits = {s: write_split(out_dir, s, _imagenet_samples(f), samples_per_shard=samples_per_shard)
-                  for s, f in folders.items()}  # fmt: skip
+                  for s, f in folders.items()}
         return write_meta(out_dir, name=name, task="classification", splits=splits,
                           class_names=load_class_names("imagenet1k"), source=str(manual_path),
-                          notes="ILSVRC-2012 train / val (as test); JPEG bytes copied unchanged")  # fmt: skip
+                          notes="ILSVRC-2012 train / val (as test); JPEG bytes copied unchanged")
     if name == "stanford_cars":
         root = check_stanford_cars(manual_path, config_key)
         splits, names = {}, []
@@ -156,12 +156,12 @@ def prepare_manual_dataset(
             names, samples = _cars_samples(root, split)
             splits[split] = write_split(out_dir, split, samples, samples_per_shard=samples_per_shard)
         return write_meta(out_dir, name=name, task="classification", splits=splits, class_names=names,
-                          source=str(manual_path), notes="official train / test; re-encoded JPEG q95")  # fmt: skip
+                          source=str(manual_path), notes="official train / test; re-encoded JPEG q95")
     if name == "nyuv2":
         ids = check_nyuv2(manual_path, config_key)
         root = Path(manual_path)
         splits = {s: write_split(out_dir, s, _nyuv2_samples(root, s, ids[s]), samples_per_shard=samples_per_shard)
-                  for s in ("train", "test")}  # fmt: skip
+                  for s in ("train", "test")}
         return write_meta(out_dir, name=name, task="dense", splits=splits, source=str(manual_path),
-                          notes="Probe3D split; depth in metres, normals in camera frame")  # fmt: skip
+                          notes="Probe3D split; depth in metres, normals in camera frame")
     raise KeyError(f"{name!r} is not a manual dataset")

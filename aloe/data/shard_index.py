@@ -52,7 +52,7 @@ def read_index(shard: str | os.PathLike) -> list[str] | None:
         return None
     try:
         frame = pd.read_parquet(path, columns=["key", "status"])
-    except Exception as exn:  # noqa: BLE001 - any unreadable index is reported with its file name
+    except Exception as exn:
         raise ValueError(f"shard index {path} is unreadable ({exn}); delete it or rebuild the shard") from exn
     return sorted(frame.loc[frame["status"] == "success", "key"].astype(str))
 

@@ -143,7 +143,7 @@ def materialize_subset(
     not_found = sorted(wanted - found - damaged)
     summary = {"keys_file": str(keys_file), "requested": len(wanted), "written": len(found),
                "skipped": counter.as_dict(), "not_in_shards": len(not_found),
-               "not_in_shards_first": not_found[:20]}  # fmt: skip
+               "not_in_shards_first": not_found[:20]}
     log.info("subset %s: %d of %d requested samples written; %s; %d listed keys in no shard", out_dir,
              len(found), len(wanted), counter.summary("damaged"), len(not_found))
     write_json(out_dir / "subset.json", summary)

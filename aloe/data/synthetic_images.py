@@ -81,7 +81,7 @@ def _polygon(shape: str, cx: float, cy: float, r: float, rot: float) -> list[tup
     elif shape == "cross":
         w = 0.33 * r
         pts = [(w, r), (w, w), (r, w), (r, -w), (w, -w), (w, -r),
-               (-w, -r), (-w, -w), (-r, -w), (-r, w), (-w, w), (-w, r)]  # fmt: skip
+               (-w, -r), (-w, -w), (-r, -w), (-r, w), (-w, w), (-w, r)]
         c, s = math.cos(rot), math.sin(rot)
         return [(cx + c * x - s * y, cy + s * x + c * y) for x, y in pts]
     else:

@@ -32,7 +32,7 @@ from aloe.data.synthetic_depth import render_scene
 from aloe.data.synthetic_images import (
     DIGIT_NAMES, TEXTURES, digit_image, sample_rng, shape_class_name, shape_classes,
     shape_image, texture_image,
-)  # fmt: skip
+)
 from aloe.io import atomic_dir, atomic_path, read_json, write_json
 
 # Random streams: one per component, so changing one size never changes another component.
@@ -48,7 +48,7 @@ SYNTHETIC_PRESETS: dict[str, dict[str, Any]] = {
     "demo": dict(image_size=64, num_classes=8, caption_images=3000, train_per_class=150,
                  test_per_class=50, digits_train=None, digits_test=None, depth_train=400,
                  depth_test=100, broken_per_kind=3, samples_per_shard=500),
-}  # fmt: skip
+}
 
 
 def caption_sample(seed: int, stream: int, index: int, classes: list[tuple[str, str]], image_size: int,
@@ -65,7 +65,7 @@ def caption_sample(seed: int, stream: int, index: int, classes: list[tuple[str, 
 def _write_caption_set(
     root: Path, *, seed: int, image_size: int, classes: list[tuple[str, str]],
     caption_images: int, broken_per_kind: int,
-) -> dict[str, int]:  # fmt: skip
+) -> dict[str, int]:
     with atomic_dir(root / "caption_set") as tmp:
         (tmp / "images").mkdir()
         (tmp / "broken").mkdir()
@@ -98,10 +98,10 @@ def _write_shapes(root: Path, seed: int, size: int, classes, per_class: dict[str
     for split, stream in (("train", SHAPES_TRAIN), ("test", SHAPES_TEST)):
         n = per_class[split] * len(classes)
         gen = ((shape_image(seed, stream, i, *classes[i % len(classes)], size, size), i % len(classes))
-               for i in range(n))  # fmt: skip
+               for i in range(n))
         splits[split] = write_split(root / "shapes", split, _classification_samples(gen), samples_per_shard=spc)
     write_meta(root / "shapes", name="shapes", task="classification", splits=splits, class_names=names,
-               source="synthetic", notes="coloured shapes on low-saturation gradient backgrounds")  # fmt: skip
+               source="synthetic", notes="coloured shapes on low-saturation gradient backgrounds")
 
 
 def _write_textures(root: Path, seed: int, size: int, per_class: dict[str, int], spc: int):
@@ -109,10 +109,10 @@ def _write_textures(root: Path, seed: int, size: int, per_class: dict[str, int],
     splits = {}
     for split, stream in (("train", TEXTURES_TRAIN), ("test", TEXTURES_TEST)):
         gen = ((texture_image(seed, stream, i, TEXTURES[i % k], size), i % k)
-               for i in range(per_class[split] * k))  # fmt: skip
+               for i in range(per_class[split] * k))
         splits[split] = write_split(root / "textures", split, _classification_samples(gen), samples_per_shard=spc)
     write_meta(root / "textures", name="textures", task="classification", splits=splits,
-               class_names=list(TEXTURES), source="synthetic", notes="two-colour full-frame patterns")  # fmt: skip
+               class_names=list(TEXTURES), source="synthetic", notes="two-colour full-frame patterns")
 
 
 def _write_digits(root: Path, seed: int, size: int, n_train: int | None, n_test: int | None, spc: int):
@@ -126,7 +126,7 @@ def _write_digits(root: Path, seed: int, size: int, n_train: int | None, n_test:
         splits[split] = write_split(root / "digits", split, _classification_samples(gen), samples_per_shard=spc)
     write_meta(root / "digits", name="digits", task="classification", splits=splits,
                class_names=list(DIGIT_NAMES), source="sklearn.datasets.load_digits (UCI optical digits)",
-               notes="8x8 handwritten digits upscaled bicubically; 25% of a seeded permutation is test")  # fmt: skip
+               notes="8x8 handwritten digits upscaled bicubically; 25% of a seeded permutation is test")
 
 
 def _write_depth(root: Path, seed: int, size: int, counts: dict[str, int], spc: int):
@@ -136,9 +136,9 @@ def _write_depth(root: Path, seed: int, size: int, counts: dict[str, int], spc: 
             yield {"png": encode_png(rgb), "depth.npy": encode_npy(depth), "normal.npy": encode_npy(normal)}
 
     splits = {split: write_split(root / "depth", split, gen(stream, counts[split]), samples_per_shard=spc)
-              for split, stream in (("train", DEPTH_TRAIN), ("test", DEPTH_TEST))}  # fmt: skip
+              for split, stream in (("train", DEPTH_TRAIN), ("test", DEPTH_TEST))}
     write_meta(root / "depth", name="depth", task="dense", splits=splits, source="synthetic",
-               notes="ray-cast spheres on a floor before a wall; exact depth (m) and normals")  # fmt: skip
+               notes="ray-cast spheres on a floor before a wall; exact depth (m) and normals")
 
 
 def make_synthetic_world(
@@ -163,7 +163,7 @@ def make_synthetic_world(
     (root / "world.json").unlink(missing_ok=True)
     classes = shape_classes(num_classes)
     counts = _write_caption_set(root, seed=seed, image_size=image_size, classes=classes,
-                                caption_images=caption_images, broken_per_kind=broken_per_kind)  # fmt: skip
+                                caption_images=caption_images, broken_per_kind=broken_per_kind)
     per_class = {"train": train_per_class, "test": test_per_class}
     _write_shapes(root, seed, image_size, classes, per_class, samples_per_shard)
     _write_textures(root, seed, image_size, per_class, samples_per_shard)
@@ -184,7 +184,7 @@ def write_url_list(world_dir: str | os.PathLike, base_url: str, out_path: str | 
     """Turn the caption-set manifest into an img2dataset url list (parquet: url, caption)."""
     manifest = pd.read_parquet(Path(world_dir) / "caption_set" / "manifest.parquet")
     frame = pd.DataFrame({"url": [f"{base_url}/{p}" for p in manifest["path"]],
-                          "caption": manifest["caption"]})  # fmt: skip
+                          "caption": manifest["caption"]})
     with atomic_path(out_path, suffix=".parquet") as tmp:
         frame.to_parquet(tmp, index=False)
     return Path(out_path)

@@ -112,7 +112,8 @@ def _check_arguments(backbones: Sequence[Mapping[str, Any]], methods: Sequence[s
             raise ValueError(f"backbones[{i}] ({entry.get('name', '?')}) lacks keys {missing}; needs {BACKBONE_KEYS}")
         extra = set(entry.get("methods", methods)) - set(methods)
         if extra:
-            raise ValueError(f"backbones[{i}] ({entry['name']}) methods {sorted(extra)} are not in methods {list(methods)}")
+            raise ValueError(f"backbones[{i}] ({entry['name']}) methods {sorted(extra)} are not in methods "
+                             f"{list(methods)}")
         if "/" in entry["name"]:
             raise ValueError(f"backbones[{i}] name {entry['name']!r} must not contain '/' (tensor names)")
     if len({e["name"] for e in backbones}) != len(backbones):
@@ -127,7 +128,7 @@ def _classifier(path: str, kind: str, head: str) -> ProbedClassifier:
 
 
 def explain_backbone(teacher: ProbedClassifier, student: ProbedClassifier, images: torch.Tensor,
-                     methods: Sequence[str], method_options: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:  # fmt: skip
+                     methods: Sequence[str], method_options: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """Predictions and panels of one backbone: the student's B-cos RGBA images, the teacher's heat maps."""
     from aloe.eval.attributions import make_attribution_fn  # captum is slow to import
 
@@ -142,7 +143,7 @@ def explain_backbone(teacher: ProbedClassifier, student: ProbedClassifier, image
     return {
         "student_pred": s_pred.tolist(), "teacher_pred": t_pred.tolist(),
         "bcos": np.stack([bcos_rgba(wi, ci) for wi, ci in zip(e.weights, e.image)]), "maps": maps,
-    }  # fmt: skip
+    }
 
 
 def run_explanation_panels(
@@ -201,7 +202,7 @@ def run_explanation_panels(
             "teacher_checksum": checkpoint_checksum(entry["teacher_path"]),
             "student_path": str(entry["student_path"]), "student_head": str(entry["student_head"]),
             "student_checksum": checkpoint_checksum(entry["student_path"]),
-        })  # fmt: skip
+        })
         del teacher, student
 
     save_tensors(panels_out, tensors, metadata={"format": PANELS_FORMAT, "dataset": dataset, "split": split})
@@ -211,6 +212,6 @@ def run_explanation_panels(
         "methods": list(methods), "method_options": method_options, "backbones": rows,
         "tensors": {k: list(v.shape) for k, v in sorted(tensors.items())},
         "panels_checksum": tensors_checksum([panels_out]), "code_version": code_version(),
-    }  # fmt: skip
+    }
     write_json(out, record)
     return record

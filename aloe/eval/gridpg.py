@@ -85,7 +85,7 @@ def not_enough_classes(labels: torch.Tensor, by_class: dict[int, list[int]]) -> 
     shown = ", ".join(found[:8]) + (", ..." if len(found) > 8 else "")
     counts = {"classes_needed": CLASSES_PER_GRID, "classes_found": len(by_class),
               "confident_images": sum(per_class.values()), "images": int(labels.numel()),
-              "confident_per_class": per_class}  # fmt: skip
+              "confident_per_class": per_class}
     return NotEnoughData(
         f"GridPG needs confidently and correctly classified images of >= {CLASSES_PER_GRID} classes; found "
         f"{len(by_class)} class(es) among {labels.numel()} images" + (f" ({shown})" if shown else ""), counts,
@@ -124,7 +124,7 @@ def gridpg(attribution_fn: AttributionFn, grids: torch.Tensor, cell_classes: tor
     if all_scores.numel() == 0:
         raise MetricUnavailable(f"every GridPG cell had zero positive attribution ({skipped} cells)",
                                 {"cells": skipped, "cells_skipped_zero_mass": skipped,
-                                 "num_grids": int(grids.shape[0])})  # fmt: skip
+                                 "num_grids": int(grids.shape[0])})
     return GridPGResult(float(all_scores.mean()), int(all_scores.numel()), skipped, int(grids.shape[0]))
 
 

@@ -36,7 +36,7 @@ _log = logging.getLogger(__name__)
 def preprocessing_record(backbone: Any, image_size: int) -> dict[str, Any]:
     """What turns a stored image into the backbone input (part of the cache provenance)."""
     rec = {"image_size": int(image_size), "crop": "largest centred square", "resize": "bilinear",
-           "input": "rgb float [0,1]"}  # fmt: skip
+           "input": "rgb float [0,1]"}
     if hasattr(backbone, "mean"):
         rec.update(mean=list(backbone.mean), std=list(backbone.std))
     return rec
@@ -113,7 +113,7 @@ def run_linear_probe(
     train, test, prov = _train_test(train_features, test_features, dataset)
     r = linear_probe(train["global"], train["labels"], test["global"], test["labels"], lrs=lrs,
                      iterations=iterations, batch_size=batch_size, val_fraction=val_fraction, seed=seed,
-                     device=device)  # fmt: skip
+                     device=device)
     if head_out is not None:
         save_tensors(head_out, {"weight": r.weight.contiguous(), "bias": r.bias.contiguous()},
                      metadata={"backbone_checksum": prov["backbone_checksum"], "dataset": dataset})
@@ -140,7 +140,7 @@ def run_knn(
     device = resolve_device(device)
     train, test, prov = _train_test(train_features, test_features, dataset)
     acc = knn_top1(train["global"], train["labels"], test["global"], test["labels"], k=k, temperature=temperature,
-                   query_chunk=query_chunk, bank_chunk=bank_chunk, device=device)  # fmt: skip
+                   query_chunk=query_chunk, bank_chunk=bank_chunk, device=device)
     params = {"k": k, "temperature": temperature, "feature_spec": prov["feature_spec"]}
     rec = make_record("knn_top1", acc, backbone=backbone, variant=variant, dataset=dataset, params=params)
     return write_records(out, [rec])[0]
@@ -179,7 +179,7 @@ def run_zeroshot(
     )
     acc, n = zeroshot_top1(encoder, ((b.pixels, b.labels) for b in loader), w, scale, bias, device=device)
     params = {"template_set": template_set, "num_templates": len(templates), "num_images": n,
-              "skipped": loader.skipped.total, "split": split}  # fmt: skip
+              "skipped": loader.skipped.total, "split": split}
     rec = make_record("zeroshot_top1", acc, backbone=backbone, variant=variant, dataset=dataset, params=params)
     return write_records(out, [rec])[0]
 
@@ -212,11 +212,11 @@ def run_dense_probe(
     target = "depth" if task == "depth" else "normal"
     metrics = evaluate_dense_probe(cat(train), train[target], cat(test), test[target], task,
                                    head=head, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                                   device=device)  # fmt: skip
+                                   device=device)
     params = {"task": task, "blocks": blocks, "head": head, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-              "seed": seed}  # fmt: skip
+              "seed": seed}
     recs = [make_record(f"{task}_{name}", v, backbone=backbone, variant=variant, dataset=dataset, params=params)
-            for name, v in metrics.items()]  # fmt: skip
+            for name, v in metrics.items()]
     return write_records(out, recs)
 
 
@@ -266,11 +266,11 @@ def run_gridpg(
     model, classifier, attribute = _explained_setup(backbone_path, backbone_kind, head_path, method, method_options)
     images, labels = _load_images(dataset_dir, split, model.image_size, max_images)
     params = {"method": method, "method_options": dict(method_options or {}), "threshold": threshold,
-              "num_grids": num_grids, "seed": seed, "split": split, "num_images": len(images)}  # fmt: skip
+              "num_grids": num_grids, "seed": seed, "split": split, "num_images": len(images)}
     ids = dict(backbone=backbone, variant=variant, dataset=dataset)
     try:
         r = evaluate_gridpg(classifier, attribute, images, labels, threshold=threshold, num_grids=num_grids,
-                            seed=seed, grid_size=model.image_size)  # fmt: skip
+                            seed=seed, grid_size=model.image_size)
     except MetricUnavailable as err:
         _log.warning("gridpg of %s/%s (%s) on %s is unavailable: %s", backbone, variant, method, dataset, err.reason)
         return write_records(out, [make_unavailable_record("gridpg", err, **ids, params=params)])[0]
@@ -311,7 +311,7 @@ def run_deletion(
     curve = (torch.stack(curves).sum(0) / len(images)).tolist()
     area = float(torch.trapezoid(torch.tensor(curve), torch.tensor(fractions)))
     params = {"method": method, "method_options": dict(method_options or {}), "block": block,
-              "fractions": fractions, "curve": curve, "num_images": len(images), "split": split}  # fmt: skip
+              "fractions": fractions, "curve": curve, "num_images": len(images), "split": split}
     rec = make_record("deletion_area", area, backbone=backbone, variant=variant, dataset=dataset, params=params)
     return write_records(out, [rec])[0]
 

@@ -21,7 +21,7 @@ ANCHOR_ID, ANCHOR_IMG_S = "google/vit-base-patch16-224", 750.0
 # images per dataset (train + test) of the splits aloe.data.eval_datasets writes
 DATASET_IMAGES = {"imagenet1k": 1_281_167 + 50_000, "caltech101": 9_144, "flowers102": 8_189, "food101": 101_000,
                   "fgvc_aircraft": 10_000, "dtd": 5_640, "stanford_cars": 16_185, "sun397": 108_754,
-                  "cifar10": 60_000, "cifar100": 60_000, "nyuv2": 1_449}  # fmt: skip
+                  "cifar10": 60_000, "cifar100": 60_000, "nyuv2": 1_449}
 ALIGN_FNS = ("aloe.align.stages:run_align_run", "aloe.align.stages:run_baseline_run")
 FEATURES_FN = "aloe.eval.stages:run_features"
 
@@ -78,7 +78,8 @@ def estimate(paper: Mapping[str, Any]) -> list[tuple[str, int, float]]:
     batch = align["global_batch"]
     rows = [("align: main recipe (LR sweep)", len(align["teachers"]) * len(align["lrs"]),
              sum(align_gpu_hours(hub[t], align["total_steps"], batch) * len(align["lrs"]) for t in align["teachers"]))]
-    ablated = [(t, n) for k in ("depths", "losses", "fractions") for t in abl[k]["teachers"] for n in abl[k]["settings"]]
+    ablated = [(t, n) for k in ("depths", "losses", "fractions")
+               for t in abl[k]["teachers"] for n in abl[k]["settings"]]
     rows.append(("align: ablations (Table 4, B8, Fig. 9)", len(ablated),
                  sum(align_gpu_hours(hub[t], abl["total_steps"], batch) for t, _ in ablated)))
     rows.append(("align: B-cosification baselines", len(base["teachers"]),

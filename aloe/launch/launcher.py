@@ -7,8 +7,9 @@ instead of submitting it again.
 
 Executors: "slurm" (submitit's SlurmExecutor through AutoExecutor), "local" (submitit's
 LocalExecutor: real subprocesses), "inprocess" (a direct call, no job, no record), "auto"
-(slurm when sbatch and srun are on PATH and a SLURM controller answers, else inprocess). submitit's "debug" executor is not
-offered: it opens pdb on any error, which hangs a non-interactive workflow.
+(slurm when sbatch and srun are on PATH and a SLURM controller answers, else inprocess).
+submitit's "debug" executor is not offered: it opens pdb on any error, which hangs a
+non-interactive workflow.
 
 Signals: SIGINT and SIGTERM reach the launcher only in the main thread of its own process
 (call it from a Snakemake ``script:``, not a ``run:`` block). They cancel the jobs this call

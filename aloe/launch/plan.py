@@ -108,7 +108,8 @@ def to_csv(rows: list[StageRow]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for r in rows:
-        writer.writerow([r.stage, r.jobs, r.submissions, r.allocations, "" if r.gpus_per_job is None else r.gpus_per_job,
+        gpus = "" if r.gpus_per_job is None else r.gpus_per_job
+        writer.writerow([r.stage, r.jobs, r.submissions, r.allocations, gpus,
                          _hours(r.requested_gpu_hours, 2), _hours(r.expected_gpu_hours, 2)])
     return out.getvalue()
 
@@ -132,7 +133,8 @@ def to_text(rows: list[StageRow], title: str) -> str:
     lines.append(f"GPU allocations: {gpu_allocations:,}; largest job: {largest} GPUs (a `--resources gpus=N` cap "
                  "below it stops the workflow when that job is ready).")
     if missing:
-        lines.append(f"expected GPU-h: no measured throughput for {', '.join(missing)} (n/a; the total leaves them out).")
+        lines.append(f"expected GPU-h: no measured throughput for {', '.join(missing)} "
+                     "(n/a; the total leaves them out).")
     return "\n".join(lines) + "\n"
 
 

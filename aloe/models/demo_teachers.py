@@ -46,7 +46,8 @@ from aloe.models.teacher import HALF, IMAGENET_MEAN, IMAGENET_STD
 
 DEMO_FAMILIES = ("vit", "dinov3", "siglip")
 NORMALISATION = {"vit": (HALF, HALF), "dinov3": (IMAGENET_MEAN, IMAGENET_STD), "siglip": (HALF, HALF)}
-PROCESSOR_CLASS = {"vit": "ViTImageProcessor", "dinov3": "DINOv3ViTImageProcessorFast", "siglip": "SiglipImageProcessor"}
+PROCESSOR_CLASS = {"vit": "ViTImageProcessor", "dinov3": "DINOv3ViTImageProcessorFast",
+                   "siglip": "SiglipImageProcessor"}
 SUMMARY_FILE = "train_summary.json"
 HEAD_FILE = "classifier_head.safetensors"  # the training head (weight, bias); not part of the teacher
 
@@ -82,12 +83,12 @@ def _vision_kwargs(image_size: int, patch_size: int, hidden_size: int, num_layer
     if hidden_size % num_heads:
         raise ValueError(f"hidden_size {hidden_size} is not a multiple of num_heads {num_heads}")
     return dict(image_size=image_size, patch_size=patch_size, hidden_size=hidden_size, num_hidden_layers=num_layers,
-                num_attention_heads=num_heads, intermediate_size=4 * hidden_size)  # fmt: skip
+                num_attention_heads=num_heads, intermediate_size=4 * hidden_size)
 
 
 # ---------------------------------------------------------------- optimisation
 def _fit(step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], params: list, n: int, *, steps: int,
-         batch_size: int, lr: float, weight_decay: float, seed: int) -> list[float]:  # fmt: skip
+         batch_size: int, lr: float, weight_decay: float, seed: int) -> list[float]:
     """AdamW with linear warm-up and cosine decay over seeded epoch permutations; per-step losses.
 
     ``step_loss(index, flip)`` gets the batch's sample indices and a per-sample horizontal-flip mask.
@@ -157,13 +158,13 @@ def _write_preprocessor(directory: Path, family: str, image_size: int) -> None:
         "image_processor_type": PROCESSOR_CLASS[family], "image_mean": list(mean), "image_std": list(std),
         "size": {"height": image_size, "width": image_size}, "do_resize": True, "do_rescale": True,
         "rescale_factor": 1 / 255, "do_normalize": True, "resample": 2,
-    })  # fmt: skip
+    })
 
 
 def _summary(family: str, losses: list[float], started: float, **metrics: Any) -> dict:
     tail = losses[-max(1, len(losses) // 10) :]
     return {"family": family, "steps": len(losses), "final_train_loss": float(np.mean(tail)),
-            "first_train_loss": losses[0], "seconds": round(time.perf_counter() - started, 2), **metrics}  # fmt: skip
+            "first_train_loss": losses[0], "seconds": round(time.perf_counter() - started, 2), **metrics}
 
 
 # ---------------------------------------------------------------- families
@@ -171,7 +172,7 @@ def train_classifier_teacher(
     family: str, out_dir: str | os.PathLike, *, train_images: Any, train_labels: Any, image_size: int,
     patch_size: int = 8, hidden_size: int = 64, num_layers: int = 4, num_heads: int = 4, steps: int = 300,
     batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.05, seed: int = 0,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Train a ``vit`` or ``dinov3`` teacher with a linear CE head on its pooled CLS; save the encoder.
 
     ``train_images``: (N, S, S, 3) uint8 or (N, 3, S, S) float in [0, 1]; ``train_labels``: (N,) ints
@@ -206,12 +207,12 @@ def train_classifier_teacher(
 
     model.train()
     losses = _fit(step_loss, [*model.parameters(), *head.parameters()], len(pixels), steps=steps,
-                  batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)  # fmt: skip
+                  batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
     model.eval()
     check = slice(0, min(len(pixels), 2000))
     acc = float((_in_batches(logits, pixels[check]).argmax(1) == labels[check]).float().mean())
     summary = _summary(family, losses, started, num_classes=num_classes, num_images=len(pixels),
-                       train_accuracy=acc, seed=seed)  # fmt: skip
+                       train_accuracy=acc, seed=seed)
 
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp)
@@ -236,7 +237,7 @@ def train_siglip_teacher(
     max_text_length: int = 64, steps: int = 300, batch_size: int = 64, lr: float = 1e-3,
     weight_decay: float = 0.05, seed: int = 0, class_names: Sequence[str] = (), train_labels: Any = None,
     positive_groups: Any = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Train a SigLIP image + text teacher with the sigmoid loss on (image, caption) pairs; save it and
     its tokenizer. The tokenizer vocabulary holds the captions' words, ``class_names`` and the words
     of the shipped zero-shot templates, so every evaluation prompt tokenises without [UNK].
@@ -257,14 +258,14 @@ def train_siglip_teacher(
     distinct, inverse = np.unique(np.asarray(captions, dtype=object), return_inverse=True)
     distinct, caption_id = [str(c) for c in distinct], torch.as_tensor(inverse.reshape(-1), dtype=torch.long)
     tokens = torch.as_tensor(tokenizer(distinct, padding="max_length", max_length=max_text_length,
-                                       truncation=True)["input_ids"])  # fmt: skip
+                                       truncation=True)["input_ids"])
 
     torch.manual_seed(seed)
     text = dict(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=4 * hidden_size,
                 num_hidden_layers=text_layers, num_attention_heads=num_heads, max_position_embeddings=max_text_length,
-                pad_token_id=PAD_ID, bos_token_id=EOS_ID, eos_token_id=EOS_ID, projection_size=hidden_size)  # fmt: skip
-    model = T.SiglipModel(T.SiglipConfig(text_config=text,
-                                         vision_config=_vision_kwargs(image_size, patch_size, hidden_size, num_layers, num_heads)))  # fmt: skip
+                pad_token_id=PAD_ID, bos_token_id=EOS_ID, eos_token_id=EOS_ID, projection_size=hidden_size)
+    vision = _vision_kwargs(image_size, patch_size, hidden_size, num_layers, num_heads)
+    model = T.SiglipModel(T.SiglipConfig(text_config=text, vision_config=vision))
     with torch.no_grad():
         # t' = log 10 as in the paper; b at the log-odds of a random pair being positive, -log(B - 1),
         # which is the paper's b = -10 at its batch of 32k and about -4 at the demo's 64
@@ -287,14 +288,14 @@ def train_siglip_teacher(
         group = groups[index]
         same = group[:, None] == group[None, :]
         return _siglip_loss(images(_batch(pixels, index, flip)), texts(tokens[present])[cid], same,
-                            model.logit_scale, model.logit_bias)  # fmt: skip
+                            model.logit_scale, model.logit_bias)
 
     model.train()
     logit = [model.logit_scale, model.logit_bias]
     rest = [p for p in model.parameters() if all(p is not q for q in logit)]
     params = [{"params": rest}, {"params": logit, "weight_decay": 0.0}]
     losses = _fit(step_loss, params, len(pixels), steps=steps, batch_size=batch_size,
-                  lr=lr, weight_decay=weight_decay, seed=seed)  # fmt: skip
+                  lr=lr, weight_decay=weight_decay, seed=seed)
     model.eval()
     check = slice(0, min(len(pixels), 2000))
     img = F.normalize(_in_batches(images, pixels[check]), dim=-1)
@@ -303,11 +304,11 @@ def train_siglip_teacher(
     if class_names and train_labels is not None:
         labels = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)[check]
         classifier, scale, bias = build_siglip_classifier(model, tokenizer, class_names, load_templates("single"),
-                                                          max_length=max_text_length)  # fmt: skip
+                                                          max_length=max_text_length)
         predicted = zeroshot_logits(img, classifier, scale, bias).argmax(1)
         metrics["zero_shot_accuracy"] = float((predicted == labels).float().mean())
     summary = _summary("siglip", losses, started, num_images=len(pixels), vocab_size=len(tokenizer), seed=seed,
-                       **metrics)  # fmt: skip
+                       **metrics)
 
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp)
@@ -322,7 +323,7 @@ def train_siglip_teacher(
 def build_demo_teacher(
     family: str, out_dir: str | os.PathLike, *, seed: int, image_size: int, num_images: int,
     num_shape_classes: int, threads: int | None = None, **train_kwargs: Any,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Generate the family's training data from the synthetic world's generators and train it.
 
     The Snakemake entry point: ``train_kwargs`` are the architecture / optimisation keywords of
@@ -333,13 +334,13 @@ def build_demo_teacher(
     if family not in DEMO_FAMILIES:
         raise ValueError(f"unknown demo teacher family {family!r}; choose one of {DEMO_FAMILIES}")
     data = dict(seed=seed, stream=TEACHER_STREAMS[family], num_images=num_images, image_size=image_size,
-                num_shape_classes=num_shape_classes)  # fmt: skip
+                num_shape_classes=num_shape_classes)
     with torch_threads(threads):
         if family == "siglip":
             images, captions, labels, names = demo_caption_pairs(**data)
             return train_siglip_teacher(out_dir, train_images=images, captions=captions, image_size=image_size,
                                         class_names=names, train_labels=labels, positive_groups=labels, seed=seed,
-                                        **train_kwargs)  # fmt: skip
+                                        **train_kwargs)
         images, labels, _ = demo_labelled_images(**data)
         return train_classifier_teacher(family, out_dir, train_images=images, train_labels=labels,
-                                        image_size=image_size, seed=seed, **train_kwargs)  # fmt: skip
+                                        image_size=image_size, seed=seed, **train_kwargs)

@@ -51,4 +51,4 @@ def build_word_tokenizer(texts: Iterable[str], max_length: int = 64) -> PreTrain
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token=PAD, unk_token=UNK, eos_token=EOS,
         padding_side="left", truncation_side="right", model_max_length=max_length,
-    )  # fmt: skip
+    )

@@ -44,7 +44,8 @@ def explain(student: BcosStudent, pixels: torch.Tensor, target: Callable[[Encode
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"explain(): target returned {type(value).__name__}, not a tensor of one scalar per image")
         if value.ndim != 1 or value.shape[0] != x6.shape[0]:
-            raise ValueError(f"target must return one scalar per image, shape ({x6.shape[0]},), got {tuple(value.shape)}")
+            raise ValueError(f"target must return one scalar per image, shape ({x6.shape[0]},), "
+                             f"got {tuple(value.shape)}")
         inputs = [x6, *constants.values()]
         grads = torch.autograd.grad(value.sum(), inputs, allow_unused=True)
     weights = grads[0]

@@ -90,7 +90,7 @@ _DINO_SRC = "transformers models/dinov3_vit/convert_dinov3_vit_to_hf.py (get_din
 _VIT_B16 = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
                 hidden_act="gelu", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
                 initializer_range=0.02, layer_norm_eps=1e-12, image_size=224, patch_size=16, num_channels=3,
-                qkv_bias=True, encoder_stride=16, num_labels=1000)  # fmt: skip
+                qkv_bias=True, encoder_stride=16, num_labels=1000)
 
 # convert_siglip_to_hf.py MODEL_CONFIGS: (hidden, intermediate, layers, heads), the same for both towers
 _SIGLIP_SIZES = {"base": (768, 3072, 12, 12), "large": (1024, 4096, 24, 16), "so400m": (1152, 4304, 27, 16)}
@@ -102,13 +102,13 @@ _DINO_COMMON = dict(patch_size=16, image_size=224, num_channels=3, hidden_act="g
                     layerscale_value=1.0, num_register_tokens=4, use_gated_mlp=False, rope_theta=100.0,
                     query_bias=True, key_bias=False, value_bias=True, proj_bias=True, mlp_bias=True,
                     pos_embed_shift=None, pos_embed_jitter=None, pos_embed_rescale=2.0,
-                    attention_dropout=0.0, drop_path_rate=0.0, initializer_range=0.02)  # fmt: skip
+                    attention_dropout=0.0, drop_path_rate=0.0, initializer_range=0.02)
 
 
 def _processor(kind: str, size: int, mean, std) -> dict[str, Any]:
     return {"image_processor_type": kind, "image_mean": list(mean), "image_std": list(std),
             "size": {"height": size, "width": size}, "do_resize": True, "resample": 2, "do_rescale": True,
-            "rescale_factor": 1 / 255, "do_normalize": True}  # fmt: skip
+            "rescale_factor": 1 / 255, "do_normalize": True}
 
 
 def _siglip2(variant: str, image_size: int) -> HubTeacher:
@@ -135,7 +135,7 @@ _VIT_PROCESSOR = {"do_normalize": True, "do_resize": True, "image_mean": list(HA
 _ALL = [HubTeacher("google/vit-base-patch16-224", "vit", "ViTForImageClassification", _VIT_B16, _VIT_PROCESSOR,
                    _VIT_SRC),
         _siglip2("base", 224), _siglip2("large", 256), _siglip2("so400m", 256), _siglip2("so400m", 384),
-        _dinov3("s"), _dinov3("b"), _dinov3("l")]  # fmt: skip
+        _dinov3("s"), _dinov3("b"), _dinov3("l")]
 HUB_TEACHERS: dict[str, HubTeacher] = {t.hub_id: t for t in _ALL}
 
 # "tiny": every architecture flag, the real depth and patch size, a small width and image

@@ -52,7 +52,7 @@ class BcosStudent(nn.Module):
     def __init__(self, cfg: StudentConfig):
         super().__init__()
         self.config = cfg
-        d, grid = cfg.hidden_size, cfg.image_size // cfg.patch_size
+        d = cfg.hidden_size
         if cfg.stem == "linear":
             self.patch_embed = BcosConv2d(6, d, cfg.patch_size, stride=cfg.patch_size, b=cfg.b)
         else:

@@ -57,6 +57,6 @@ def read_student_weights(weights_path: Path, map_location: str | torch.device = 
     read_header(weights_path)  # a truncated or foreign file fails here, naming it
     try:
         return load_file(str(weights_path), device=str(map_location))
-    except Exception as err:  # noqa: BLE001 - safetensors' own errors do not say which file
+    except Exception as err:
         raise ValueError(f"student weights {weights_path} cannot be read: {err}") from err
 

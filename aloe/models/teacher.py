@@ -66,8 +66,9 @@ class Teacher(nn.Module):
         self.tokenizer = tokenizer
         self.mean, self.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
         # float64 so that a float64 teacher normalises exactly; preprocess casts to the pixel dtype
-        self.register_buffer("pixel_mean", torch.tensor(self.mean, dtype=torch.float64).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(self.std, dtype=torch.float64).view(1, 3, 1, 1), persistent=False)
+        mean, std = (torch.tensor(v, dtype=torch.float64).view(1, 3, 1, 1) for v in (self.mean, self.std))
+        self.register_buffer("pixel_mean", mean, persistent=False)
+        self.register_buffer("pixel_std", std, persistent=False)
         for p in self.hf_model.parameters():
             p.requires_grad_(False)
         self.eval()

@@ -27,7 +27,8 @@ def prepare_teacher(out: str | os.PathLike, *, name: str, family: str, source: s
         from aloe.models.demo_teachers import build_demo_teacher
 
         if training is None or world is None:
-            raise ValueError(f"teacher {name!r}: source 'demo' needs the config keys 'training' and the synthetic world")
+            raise ValueError(f"teacher {name!r}: source 'demo' needs the config keys 'training' and the "
+                             "synthetic world")
         source = str(Path(out).parent / "model")
         train = dict(training)
         summary = build_demo_teacher(family, source, seed=seed, image_size=world["image_size"],

@@ -96,7 +96,8 @@ def dinov3_weight_map(cfg: StudentConfig, teacher_keys: set[str], mean, std) -> 
                  "ls1.gamma": "layer_scale1.lambda1", "ls2.gamma": "layer_scale2.lambda1"}
         names |= {f"attn.{p}.weight": f"attention.{p}.weight" for p in ("q_proj", "k_proj", "v_proj", "o_proj")}
         names |= {f"mlp.{s}.weight": f"mlp.{t}.weight" for s, t in mlp_names.items()}
-        biased = ["norm1.bias", "norm2.bias"] + [f"attention.{p}.bias" for p in ("q_proj", "k_proj", "v_proj", "o_proj")]
+        projections = ("q_proj", "k_proj", "v_proj", "o_proj")
+        biased = ["norm1.bias", "norm2.bias"] + [f"attention.{p}.bias" for p in projections]
         biased += [f"mlp.{t}.bias" for t in mlp_names.values()]
         _block(m, i, f"model.layer.{i}", names, [b for b in biased if f"model.layer.{i}.{b}" in teacher_keys])
     m.copy("norm.weight", "norm.weight")

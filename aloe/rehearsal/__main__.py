@@ -50,7 +50,7 @@ def build(root: Path, *, config_file: Path, executor: str, port: int | None, see
     print(f"[rehearsal] alignment url lists served on {web['base_url']} (pid {pid})", flush=True)
     site = site_config(hub_cache=root / "hub", url_lists=web["url_lists"],
                        eval_datasets={n: {"source": d["source"], "path": d["path"]} for n, d in datasets.items()},
-                       executor=executor)  # fmt: skip
+                       executor=executor)
     return write_site_file(root / "site.yaml", site)
 
 
@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aloe.rehearsal", description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path, help="folder of the stand-in world (created; reused when rebuilt)")
     parser.add_argument("--stop", action="store_true", help="stop the url-list server of DIR and exit")
-    parser.add_argument("--config", type=Path, default=Path("config.yaml"), help="the workflow config (its paper preset)")
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"),
+                        help="the workflow config (its paper preset)")
     parser.add_argument("--executor", default="local", choices=("local", "inprocess", "auto"),
                         help="launcher.executor of the rehearsal (default: local, submitit subprocesses)")
     parser.add_argument("--port", type=int, default=None, help="port of the url-list server (default: a free one)")
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     site = build(root, config_file=args.config, executor=args.executor, port=args.port, seed=args.seed)
     print(f"[rehearsal] wrote {site}\nnext: snakemake --cores 2 --config preset=paper --configfile={site} "
-          f"results/tables/table2.tex\nthen: python -m aloe.rehearsal {args.dir} --stop")  # fmt: skip
+          f"results/tables/table2.tex\nthen: python -m aloe.rehearsal {args.dir} --stop")
     return 0
 
 

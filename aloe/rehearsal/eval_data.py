@@ -102,8 +102,8 @@ def _write_stanford_cars(tmp: Path, name: str, seed: int, per_split: dict[str, i
     class_names = np.array(rehearsal_class_names(name), dtype=object)  # a MATLAB cell array of strings
     scipy.io.savemat(base / "devkit" / "cars_meta.mat", {"class_names": class_names})
     annotation_files = {"train": base / "devkit" / "cars_train_annos.mat",
-                        "test": base / "cars_test_annos_withlabels.mat"}  # fmt: skip
-    for split, annotations in annotation_files.items():
+                        "test": base / "cars_test_annos_withlabels.mat"}
+    for split, annotation_file in annotation_files.items():
         (base / f"cars_{split}").mkdir()
         rows = []
         for index, label, img in _labelled(name, split, per_split[split], seed, size):
@@ -112,7 +112,7 @@ def _write_stanford_cars(tmp: Path, name: str, seed: int, per_split: dict[str, i
             rows.append((1, 1, size, size, label + 1, file))  # the .mat classes count from 1
         order = np.random.default_rng([seed, name_stream(name, split, "order")]).permutation(len(rows))
         records = np.array([rows[i] for i in order], dtype=[(f, "O") for f in CAR_ANNOTATION_FIELDS])
-        scipy.io.savemat(annotations, {"annotations": records})
+        scipy.io.savemat(annotation_file, {"annotations": records})
 
 
 def _write_nyuv2(tmp: Path, name: str, seed: int, counts: dict[str, int], size: int) -> None:
@@ -151,7 +151,7 @@ def write_eval_datasets(
     if unknown:
         raise KeyError(f"unknown evaluation datasets {unknown}; known: {EVAL_DATASETS}")
     sizes = dict(train_per_class=train_per_class, test_per_class=test_per_class, image_size=image_size,
-                 nyuv2_train=nyuv2_train, nyuv2_test=nyuv2_test)  # fmt: skip
+                 nyuv2_train=nyuv2_train, nyuv2_test=nyuv2_test)
     for key, value in sizes.items():
         if int(value) < 1:
             raise ValueError(f"{key} must be at least 1, got {value}")
@@ -167,7 +167,7 @@ def write_eval_datasets(
     for name in names:
         source, writer = _WRITERS[name]
         counts = {"train": nyuv2_train, "test": nyuv2_test} if name == "nyuv2" else {
-            "train": train_per_class, "test": test_per_class}  # fmt: skip
+            "train": train_per_class, "test": test_per_class}
         with atomic_dir(root / name) as tmp:
             writer(tmp, name, seed, counts, image_size)
         entries[name] = {"source": source, "path": str(root / name), "classes": NUM_CLASSES[name]}

@@ -22,7 +22,7 @@ TEXT_LENGTH = 64  # SigLIP's max_position_embeddings
 
 def zero_shot_tokenizer():
     texts = [*load_class_names("imagenet1k"), *load_class_names("cifar10"), *load_class_names("cifar100"),
-             *(t for name in TEMPLATE_SETS for t in load_templates(name))]  # fmt: skip
+             *(t for name in TEMPLATE_SETS for t in load_templates(name))]
     return build_word_tokenizer(texts, max_length=TEXT_LENGTH)
 
 

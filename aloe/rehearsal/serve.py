@@ -109,7 +109,7 @@ def start_detached_server(
         if (_cmdline(pid) or [])[1:] == _command(root, port)[1:] and server_answers(port):
             return pid
         raise RuntimeError(f"{pid_file} records a server (pid {pid}) with other arguments "
-                           f"({' '.join(_cmdline(pid) or [])}); stop it first (stop_server)")  # fmt: skip
+                           f"({' '.join(_cmdline(pid) or [])}); stop it first (stop_server)")
     pid_file.unlink(missing_ok=True)  # stale
     if server_answers(port):
         raise RuntimeError(f"port {port} on 127.0.0.1 is already served by a process not recorded in {pid_file}")
@@ -117,17 +117,17 @@ def start_detached_server(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log:
         proc = subprocess.Popen(_command(root, port), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+                                start_new_session=True)
     deadline = time.monotonic() + timeout
     while not server_answers(port, timeout=0.5):
         if proc.poll() is not None:
             raise RuntimeError(f"the server of {root} on port {port} exited with code {proc.returncode}; "
-                               f"log {log_path}:\n{log_path.read_text()[-2000:]}")  # fmt: skip
+                               f"log {log_path}:\n{log_path.read_text()[-2000:]}")
         if time.monotonic() > deadline:
             proc.terminate()
             proc.wait()
             raise TimeoutError(f"the server of {root} did not answer on port {port} within {timeout:g} s "
-                               f"(log {log_path})")  # fmt: skip
+                               f"(log {log_path})")
         time.sleep(0.05)
     _STARTED[proc.pid] = proc
     write_text(pid_file, f"{proc.pid}\n")

@@ -36,7 +36,7 @@ SIZES: dict[str, Any] = {
     },
 }
 ALIGNMENT_SET_SIZES = {"image_size": 64, "processes": 1, "threads": 8, "samples_per_shard": 64, "retries": 0,
-                       "timeout": 5}  # fmt: skip
+                       "timeout": 5}
 # Every stage runs here, one process per job, small; the cluster keys are ignored off SLURM.
 STAGE_RESOURCES = {"cpus_per_task": 1, "mem_gb": 8, "timeout_min": 60}
 ALIGN_RESOURCES = dict(STAGE_RESOURCES, nodes=1, tasks_per_node=1, gpus_per_node=1, max_num_timeout=3)
@@ -49,9 +49,10 @@ def site_config(*, hub_cache: str | os.PathLike, url_lists: Mapping[str, str | o
     paper = copy.deepcopy(SIZES)
     paper["hub"] = {"cache_dir": str(Path(hub_cache).resolve()), "offline": True}
     paper["alignment_sets"] = {name: dict(ALIGNMENT_SET_SIZES, url_list=str(Path(path).resolve()))
-                               for name, path in url_lists.items()}  # fmt: skip
+                               for name, path in url_lists.items()}
     paper["evaluation"]["datasets"] = {
-        name: {"source": spec["source"], "path": str(Path(spec["path"]).resolve())} for name, spec in eval_datasets.items()
+        name: {"source": spec["source"], "path": str(Path(spec["path"]).resolve())}
+        for name, spec in eval_datasets.items()
     }
     paper["launcher"] = {"executor": executor}
     stages = ("teacher", "data", "features", "probe", "explain")
@@ -62,7 +63,7 @@ def site_config(*, hub_cache: str | os.PathLike, url_lists: Mapping[str, str | o
 
 def write_site_file(path: str | os.PathLike, site: Mapping[str, Any]) -> Path:
     header = ("# Rehearsal of the paper study (python -m aloe.rehearsal): the paper preset against a stand-in\n"
-              "# outside world on this machine, at toy size. Use with --config preset=paper --configfile=<this>.\n")  # fmt: skip
+              "# outside world on this machine, at toy size. Use with --config preset=paper --configfile=<this>.\n")
     write_text(path, header + yaml.safe_dump(dict(site), sort_keys=False))
     return Path(path)
 

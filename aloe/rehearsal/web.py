@@ -76,7 +76,7 @@ def write_url_lists(
         raise ValueError(f"port must be in [1, 65535], got {port}")
     if int(num_images) < 1 or int(broken) < 0 or int(image_size) < 8:
         raise ValueError(f"need num_images >= 1, broken >= 0 and image_size >= 8, got {num_images}, {broken} and "
-                         f"{image_size}")  # fmt: skip
+                         f"{image_size}")
     if not names or len(set(names)) != len(names) or not all(n.isidentifier() for n in names):
         raise ValueError(f"names must be distinct alignment-set names (letters, digits, _), got {names!r}")
     root = Path(root).resolve()
@@ -86,15 +86,15 @@ def write_url_lists(
     with atomic_dir(root / "served") as served:
         for name in names:
             rows = _write_served_set(served / name, name, seed=seed, num_images=num_images, broken=broken,
-                                     image_size=image_size)  # fmt: skip
+                                     image_size=image_size)
             frame = pd.DataFrame({"url": [f"{base_url}/{path}" for path, _, _ in rows],
-                                  "caption": [caption for _, caption, _ in rows]})  # fmt: skip
+                                  "caption": [caption for _, caption, _ in rows]})
             url_lists[name] = root / "url_lists" / f"{name}.parquet"
             with atomic_path(url_lists[name], suffix=".parquet") as tmp:
                 frame.to_parquet(tmp, index=False)
             kinds = [kind for _, _, kind in rows]
             counts[name] = {kind: kinds.count(kind) for kind in ("ok", *BROKEN_KINDS)}
     web = {"port": int(port), "base_url": base_url, "serve_root": str(root / "served"),
-           "url_lists": {n: str(p) for n, p in url_lists.items()}, "counts": counts}  # fmt: skip
+           "url_lists": {n: str(p) for n, p in url_lists.items()}, "counts": counts}
     write_json(root / WEB_INDEX_FILE, web)
     return web

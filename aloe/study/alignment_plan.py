@@ -19,7 +19,7 @@ TRAINING_KEYS = (
     "loss", "lambda_global", "lambda_layers", "alpha", "total_steps", "warmup_steps", "schedule", "tail_steps",
     "global_batch", "micro_batch", "eval_every", "eval_samples", "patience", "ckpt_every", "num_workers",
     "max_corrupt_share",
-)  # fmt: skip
+)
 
 
 def global_only(depths: Any) -> bool:

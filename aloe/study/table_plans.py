@@ -99,7 +99,7 @@ def table_plan(study: Mapping[str, Any], table: str) -> tuple[list[str], dict[st
         "tableB8": (metric_files("linear_probe", losses["teachers"], first,
                                  ablation_variants("loss", losses["settings"])),
                     dict(backbones=losses["teachers"], datasets=first)),
-    }  # fmt: skip
+    }
     return plans[table]
 
 

@@ -8,4 +8,4 @@ from aloe.tables.specs import TABLES, TableSpec
 __all__ = [
     "TABLES", "MissingRecordError", "TableSpec", "ablation_variant", "build_table", "make_table", "parse_variant",
     "plot_data_efficiency", "plot_gridpg_vs_accuracy",
-]  # fmt: skip
+]

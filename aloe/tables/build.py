@@ -49,6 +49,6 @@ def build_table(
     from ``paper_numbers.json`` where the backbone (and dataset) matches.
     """
     table = make_table(name, record_paths, paper_numbers=paper_numbers, backbones=backbones, datasets=datasets,
-                       select=select)  # fmt: skip
+                       select=select)
     write_table(table, out_csv, out_tex, table_spec(name).caption)
     return table

@@ -36,7 +36,7 @@ class CellKey:
     def describe(self) -> str:
         extra = f", method={self.method!r}" if self.method else ""
         return (f"(backbone={self.backbone!r}, variant={self.variant!r}, dataset={self.dataset!r}, "
-                f"metric={self.metric!r}{extra})")  # fmt: skip
+                f"metric={self.metric!r}{extra})")
 
 
 @dataclass(frozen=True)
@@ -88,10 +88,10 @@ class RecordIndex:
         for rec, source in records:
             params = rec.get("params") or {}
             key = CellKey(str(rec["backbone"]), record_variant(rec), str(rec["dataset"]), str(rec["metric"]),
-                          str(params.get("method", "")) if rec["metric"] == "gridpg" else "")  # fmt: skip
+                          str(params.get("method", "")) if rec["metric"] == "gridpg" else "")
             if key in self._cells:
                 raise ValueError(f"two records for cell {key.describe()}: {self._cells[key].source} and {source}; "
-                                 "pass select= to keep one of them")  # fmt: skip
+                                 "pass select= to keep one of them")
             if record_status(rec) == STATUS_UNAVAILABLE:
                 self._cells[key] = Entry(None, source, str(rec["reason"]))
             else:
@@ -123,7 +123,7 @@ class RecordIndex:
         except KeyError:
             where = f"table {table}: " if table else ""
             raise MissingRecordError(f"{where}no record for {key.describe()} among {self.num_files} record "
-                                     "file(s)") from None  # fmt: skip
+                                     "file(s)") from None
 
     def values(self, field: str, **match: str) -> set[str]:
         """Distinct values of CellKey ``field`` over the cells matching ``match``."""

@@ -41,7 +41,7 @@ FIRST = 5  # damaged keys shown per row
 STAGES = ("download", "subset", "train", "features")
 TEXT = ("stage", "item", "split", "reasons", "first_keys", "notes")  # left-aligned in HTML
 COLUMNS = ("stage", "item", "split", "samples", "damaged", "share", "reasons", "shards_affected", "first_keys",
-           "notes", "record")  # fmt: skip
+           "notes", "record")
 
 
 def _item(path: Path, anchor: str, drop: Sequence[str] = ()) -> str:
@@ -56,7 +56,7 @@ def _keys(first: Iterable[Sequence[str]]) -> str:
 
 
 def _row(stage: str, item: str, split: str, record: Path, samples: int, damaged: int, reasons: Mapping[str, int],
-         shards: int | str, first: Sequence[Sequence[str]] | None, notes: str = "") -> dict[str, Any]:  # fmt: skip
+         shards: int | str, first: Sequence[Sequence[str]] | None, notes: str = "") -> dict[str, Any]:
     return {
         "stage": stage, "item": item, "split": split, "samples": samples, "damaged": damaged,
         "share": damaged / samples if samples else NA,
@@ -65,7 +65,7 @@ def _row(stage: str, item: str, split: str, record: Path, samples: int, damaged:
         "first_keys": NA if first is None and damaged else _keys(first or []),
         "notes": notes or ("" if samples else "no sample of this split was read"), "record": str(record),
         "_reasons": dict(reasons),
-    }  # fmt: skip
+    }
 
 
 def _na_row(stage: str, item: str, split: str, record: Path, why: str) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def _counter_row(stage: str, item: str, split: str, record: Path, counts: Any, w
         return _na_row(stage, item, split, record, why)
     shards = len(counts["by_shard"]) if "by_shard" in counts else NA
     return _row(stage, item, split, record, int(counts["samples"]), int(counts["total"]),
-                counts.get("by_reason", {}), shards, counts.get("first_keys"), _notes(counts))  # fmt: skip
+                counts.get("by_reason", {}), shards, counts.get("first_keys"), _notes(counts))
 
 
 def download_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -98,7 +98,7 @@ def download_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     by_shard = summary.get("failures_by_shard")
     notes = "" if by_shard is not None or not failed else "summary written before failures were kept by shard and key"
     return [_row("download", item, "all", path, count, failed, summary.get("failures_by_reason", {}),
-                 NA if by_shard is None else len(by_shard), summary.get("failed_first"), notes)]  # fmt: skip
+                 NA if by_shard is None else len(by_shard), summary.get("failed_first"), notes)]
 
 
 def subset_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -115,7 +115,7 @@ def subset_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
         first = list(first) + [["(no shard)", k] for k in record.get("not_in_shards_first", [])]
     shards = len(skipped["by_shard"]) if "by_shard" in skipped else NA
     return [_row("subset", item, "all", path, int(record["requested"]), int(skipped["total"]) + lost, reasons,
-                 shards, first, _notes(skipped))]  # fmt: skip
+                 shards, first, _notes(skipped))]
 
 
 def train_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -126,7 +126,7 @@ def train_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     if not isinstance(damaged, Mapping):
         return [_na_row("train", item, "all", path, "the run's record holds no damaged-sample counts")]
     return [_counter_row("train", item, split, path, damaged.get(split), f"no counts of the {split} split")
-            for split in ("train", "heldout")]  # fmt: skip
+            for split in ("train", "heldout")]
 
 
 def feature_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -137,7 +137,7 @@ def feature_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     split = json.loads(meta["provenance"]).get("split", path.stem) if "provenance" in meta else path.stem
     skipped = json.loads(meta.get("extra", "{}")).get("skipped")
     return [_counter_row("features", _item(path, "features"), split, path, skipped,
-                         "the cache's header holds no counts of skipped samples")]  # fmt: skip
+                         "the cache's header holds no counts of skipped samples")]
 
 
 def stage_summaries(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -155,7 +155,7 @@ def stage_summaries(rows: Sequence[Mapping[str, Any]]) -> list[str]:
                 reasons[reason] = reasons.get(reason, 0) + int(n)
         share = f"{100 * damaged / samples:.2f} %" if samples else NA
         text = (f"{stage}: {len({r['record'] for r in mine})} record(s), {len(counted)} row(s) with counts: "
-                f"{damaged} of {samples} samples damaged ({share})")  # fmt: skip
+                f"{damaged} of {samples} samples damaged ({share})")
         if reasons:
             text += "; " + "; ".join(f"{r}: {n}" for r, n in sorted(reasons.items()))
         if len(counted) < len(mine):
@@ -166,10 +166,10 @@ def stage_summaries(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def data_quality_rows(downloads: Iterable[str | os.PathLike] = (), subsets: Iterable[str | os.PathLike] = (),
                       runs: Iterable[str | os.PathLike] = (),
-                      features: Iterable[str | os.PathLike] = ()) -> list[dict[str, Any]]:  # fmt: skip
+                      features: Iterable[str | os.PathLike] = ()) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for read, paths in ((download_rows, downloads), (subset_rows, subsets), (train_rows, runs),
-                        (feature_rows, features)):  # fmt: skip
+                        (feature_rows, features)):
         for path in paths:
             rows += read(path)
     return rows
@@ -191,17 +191,17 @@ def data_quality_html(in_csv: str | os.PathLike, out_html: str | os.PathLike) ->
     lines = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Data quality</title>",
              f"<style>{STYLE}\ntd.text{{text-align:left}}tr.damaged td:nth-child(5){{font-weight:bold}}</style>",
              "</head><body><table><thead><tr>" + "".join(f"<th>{escape(c)}</th>" for c in shown)
-             + "</tr></thead><tbody>"]  # fmt: skip
+             + "</tr></thead><tbody>"]
     for row in df.itertuples(index=False):
         values = row._asdict()
         mark = ' class="damaged"' if values["damaged"] not in (NA, "0") else ""
         lines.append(f'<tr{mark} title="{escape(values["record"])}">' + "".join(_cell(c, values[c]) for c in shown)
-                     + "</tr>")  # fmt: skip
+                     + "</tr>")
     lines += ["</tbody></table>",
               "<p>samples: distinct samples the stage expected; damaged: those it could not use, each counted once "
               "by (shard, key); share = damaged / samples; first_keys: up to five of them as shard:key. n/a: the "
               "record was written without these counts. The file each row reads is in the CSV's record column "
-              "(and the row's tooltip).</p>", "</body></html>", ""]  # fmt: skip
+              "(and the row's tooltip).</p>", "</body></html>", ""]
     text = "\n".join(lines)
     write_text(out_html, text)
     return text
@@ -210,7 +210,7 @@ def data_quality_html(in_csv: str | os.PathLike, out_html: str | os.PathLike) ->
 def build_data_quality(out_csv: str | os.PathLike, out_html: str | os.PathLike | None = None, *,
                        downloads: Iterable[str | os.PathLike] = (), subsets: Iterable[str | os.PathLike] = (),
                        runs: Iterable[str | os.PathLike] = (),
-                       features: Iterable[str | os.PathLike] = ()) -> pd.DataFrame:  # fmt: skip
+                       features: Iterable[str | os.PathLike] = ()) -> pd.DataFrame:
     """Write the data-quality table of the given records to ``out_csv`` (and ``out_html``), atomically,
     and log one line per stage with its totals. Returns the table."""
     rows = data_quality_rows(downloads, subsets, runs, features)

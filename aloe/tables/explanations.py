@@ -16,13 +16,13 @@ from typing import Any, Mapping
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from safetensors.numpy import load_file  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from safetensors.numpy import load_file
 
-from aloe.io import atomic_path, read_json  # noqa: E402
-from aloe.records import PANELS_FORMAT  # noqa: E402
-from aloe.tables.names import BACKBONE_LABELS, METHOD_LABELS, label  # noqa: E402
+from aloe.io import atomic_path, read_json
+from aloe.records import PANELS_FORMAT
+from aloe.tables.names import BACKBONE_LABELS, METHOD_LABELS, label
 
 CELL_INCHES, HEADER_INCHES, DPI = 1.9, 0.3, 100
 
@@ -56,7 +56,7 @@ def _draw(rec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]):
     width_in, height_in = cols * CELL_INCHES, rows * CELL_INCHES + HEADER_INCHES
     fig, axes = plt.subplots(rows, cols, figsize=(width_in, height_in), squeeze=False)
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.01, top=1 - HEADER_INCHES / height_in, wspace=0.05,
-                        hspace=0.35)  # fmt: skip
+                        hspace=0.35)
     for b, entry in enumerate(backbones):
         name = entry["name"]
         for i in range(len(keys)):
@@ -81,12 +81,12 @@ def _draw(rec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]):
                 ax.set_yticks([])
     fig.suptitle(f"Explanations on {rec['dataset']} ({rec['split']}): "
                  "input | ALOE student's own B-cos W(x)x | post-hoc maps of the teacher (red +, blue -)",
-                 fontsize=8, y=1 - 0.05 * HEADER_INCHES / height_in, va="top")  # fmt: skip
+                 fontsize=8, y=1 - 0.05 * HEADER_INCHES / height_in, va="top")
     return fig, columns, [round(width_in * DPI), round(height_in * DPI)]
 
 
 def explanation_grid(out_png: str | os.PathLike, *, record: str | os.PathLike,
-                     panels: str | os.PathLike) -> dict[str, Any]:  # fmt: skip
+                     panels: str | os.PathLike) -> dict[str, Any]:
     """Render the grid of the panels ``record`` (JSON) and ``panels`` (safetensors) to ``out_png``;
     returns what it shows (sample keys, labels, columns, predictions, size in pixels)."""
     rec, arrays = read_panels(record, panels)
@@ -101,4 +101,4 @@ def explanation_grid(out_png: str | os.PathLike, *, record: str | os.PathLike,
         "columns": columns,
         "backbones": {e["name"]: {"student_pred": e["student_pred"], "teacher_pred": e["teacher_pred"]}
                       for e in rec["backbones"]},
-    }  # fmt: skip
+    }

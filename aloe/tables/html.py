@@ -28,7 +28,7 @@ thead th{border-bottom:1px solid #000}tr.block td{font-style:italic;border-top:1
 def _cell(row) -> Cell:
     value = float(row.value) if row.status == "ok" else None
     return Cell(value=value, backbone=row.backbone, variant=row.variant, dataset=row.dataset, metric=row.metric,
-                source=row.source, bold=bool(row.bold), note=str(row.note))  # fmt: skip
+                source=row.source, bold=bool(row.bold), note=str(row.note))
 
 
 def _td(cell: Cell | None, mark: str) -> str:
@@ -49,7 +49,7 @@ def table_html(in_csv: str | os.PathLike, out_html: str | os.PathLike, *, title:
     """Render ``in_csv`` (written by ``build_table``) to ``out_html``; returns the HTML."""
     df = pd.read_csv(in_csv, float_precision="round_trip", keep_default_na=False, dtype={"block": str})
     missing = {"block", "row", "row_index", "column", "col_index", "source", "variant", "value", "bold", "status",
-               "footnote", "note"} - set(df)  # fmt: skip
+               "footnote", "note"} - set(df)
     if missing:
         raise ValueError(f"{in_csv} is not a table CSV of aloe.tables: lacks columns {sorted(missing)}")
     if df.empty:
@@ -59,7 +59,7 @@ def table_html(in_csv: str | os.PathLike, out_html: str | os.PathLike, *, title:
     name = title or str(df.table.iloc[0])
     lines = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(name)}</title>",
              f"<style>{STYLE}</style></head><body><table>", "<thead><tr><th>Model</th>"
-             + "".join(f"<th>{escape(str(columns.get(j, '')))}</th>" for j in range(n)) + "</tr></thead><tbody>"]  # fmt: skip
+             + "".join(f"<th>{escape(str(columns.get(j, '')))}</th>" for j in range(n)) + "</tr></thead><tbody>"]
     block = None
     for r, group in df.groupby("row_index", sort=True):
         first = group.iloc[0]
@@ -79,11 +79,11 @@ def table_html(in_csv: str | os.PathLike, out_html: str | os.PathLike, *, title:
     notes = df[df.footnote != ""].drop_duplicates("footnote").sort_values("footnote", key=lambda f: f.astype(int))
     lines.append("</tbody></table>")
     lines += [f'<p class="note"><sup>{escape(str(r.footnote))}</sup> {escape(str(r.note))}</p>'
-              for r in notes.itertuples()]  # fmt: skip
+              for r in notes.itertuples()]
     lines += ["<p>Teachers in grey with &dagger;; bold: best interpretable (non-teacher) value."
               + (" Italic rows: numbers printed in the paper." if (df.source == "paper").any() else "")
               + (" n/a: the data cannot give the number (footnote)." if (df.status != "ok").any() else "") + "</p>",
-              "</body></html>", ""]  # fmt: skip
+              "</body></html>", ""]
     text = "\n".join(lines)
     write_text(out_html, text)
     return text

@@ -17,7 +17,7 @@ from aloe.tables.model import Block, Cell, Row, Table, mark_best
 from aloe.tables.names import (
     ALOE, BACKBONE_LABELS, BACKBONE_ORDER, BCOSIFICATION, DATASET_LABELS, DATASET_ORDER, METHOD_LABELS,
     METHOD_ORDER, SETTING_LABELS, SETTING_ORDER, TEACHER, VARIANT_LABELS, VARIANTS, label, metric, ordered,
-)  # fmt: skip
+)
 from aloe.tables.paper import PaperNumbers
 from aloe.tables.specs import TableSpec
 
@@ -85,7 +85,7 @@ def _delta_row(aloe: Row, bcos: Row) -> Row:
 
 
 def grid_table(name: str, spec: TableSpec, index: RecordIndex, paper: PaperNumbers, *, backbones=None,
-               datasets=None) -> Table:  # fmt: skip
+               datasets=None) -> Table:
     """Teacher, B-cosification and ALOE rows per backbone; datasets or metrics as columns."""
     keys = _keys(index, spec.metrics, lambda v: v in VARIANTS)
     backbones, datasets = _axes(name, keys, backbones, datasets)
@@ -122,13 +122,13 @@ def grid_table(name: str, spec: TableSpec, index: RecordIndex, paper: PaperNumbe
 
 
 def ablation_table(name: str, spec: TableSpec, index: RecordIndex, paper: PaperNumbers, *, backbones=None,
-                   datasets=None) -> Table:  # fmt: skip
+                   datasets=None) -> Table:
     """One ALOE row per backbone, one column per ablation setting, mean over datasets."""
     m = spec.metrics[0]
     keys = _keys(index, (m,), lambda v: parse_variant(v)[0] == ALOE and parse_variant(v)[1] == spec.axis)
     backbones, datasets = _axes(name, keys, backbones, datasets)
     settings = ordered({parse_variant(k.variant)[2] for k in keys if k.backbone in backbones},
-                       SETTING_ORDER.get(spec.axis, ()))  # fmt: skip
+                       SETTING_ORDER.get(spec.axis, ()))
     variants = [f"{ALOE}:{spec.axis}={s}" for s in settings]
     block = Block(None)
     for b in backbones:
@@ -143,7 +143,7 @@ def ablation_table(name: str, spec: TableSpec, index: RecordIndex, paper: PaperN
 
 
 def gridpg_table(name: str, spec: TableSpec, index: RecordIndex, paper: PaperNumbers, *, backbones=None,
-                 datasets=None) -> Table:  # fmt: skip
+                 datasets=None) -> Table:
     """Table B6: per backbone, LP and k-NN of teacher and ALOE on the first dataset, GridPG of each
     teacher attribution method (absent methods print "--"), ALOE's B-cos GridPG, and ALOE minus
     the best teacher method."""
@@ -173,7 +173,7 @@ def gridpg_table(name: str, spec: TableSpec, index: RecordIndex, paper: PaperNum
             cells.append(cell)
         if not teacher:
             raise MissingRecordError(f"table {name}: no teacher GridPG record (any method) for backbone={b!r} "
-                                     f"dataset={gd!r} metric='gridpg'")  # fmt: skip
+                                     f"dataset={gd!r} metric='gridpg'")
         ours = _cell(index, CellKey(b, ALOE, gd, "gridpg", "bcos"), name, "gridpg/bcos")
         cells += [ours, _gridpg_delta(ours, teacher)]
         block.rows.append(Row(label(b, BACKBONE_LABELS), "student", cells))
@@ -191,7 +191,7 @@ def _gridpg_delta(ours: Cell, teacher: list[Cell]) -> Cell:
     scored = [c for c in teacher if c.available]
     if not scored:
         return Cell(None, ours.backbone, f"{ALOE}-best_teacher", ours.dataset, "gridpg", "delta",
-                    note=_notes(teacher))  # fmt: skip
+                    note=_notes(teacher))
     best = max(scored, key=lambda c: c.value)
     delta = _difference(ours, best, f"{ALOE}-best_teacher")
     delta.metric = "gridpg"

@@ -75,7 +75,7 @@ class Table:
             for row in block.rows:
                 if len(row.cells) != len(self.columns):
                     raise ValueError(f"table {self.name}: row {row.label!r} has {len(row.cells)} cells for "
-                                     f"{len(self.columns)} columns")  # fmt: skip
+                                     f"{len(self.columns)} columns")
 
     def footnotes(self) -> list[str]:
         """The distinct cell notes in print order; footnote k (1-based) is ``footnotes()[k - 1]``."""

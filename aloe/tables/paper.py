@@ -26,7 +26,7 @@ def _load(path: str) -> dict[str, dict[Key, tuple[float, str]]]:
     tables = read_json(path)["tables"]
     return {name: {(e["backbone"], e["variant"], e["dataset"], e["metric"]): (float(e["value"]), str(e.get("note", "")))
                    for e in entries}
-            for name, entries in tables.items()}  # fmt: skip
+            for name, entries in tables.items()}
 
 
 class PaperNumbers:

@@ -17,14 +17,14 @@ from typing import Iterable, Sequence
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from aloe.io import atomic_path  # noqa: E402
-from aloe.tables.collect import CellKey, MissingRecordError, RecordIndex, parse_variant  # noqa: E402
-from aloe.tables.names import (  # noqa: E402
+from aloe.io import atomic_path
+from aloe.tables.collect import CellKey, MissingRecordError, RecordIndex, parse_variant
+from aloe.tables.names import (
     ALOE, BACKBONE_LABELS, BACKBONE_ORDER, BCOSIFICATION, DATASET_LABELS, DATASET_ORDER, METHOD_LABELS,
     METHOD_ORDER, TEACHER, label, metric, ordered,
-)  # fmt: skip
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def plot_data_efficiency(
     for i, b in enumerate(backbones):
         if b not in runs:
             raise MissingRecordError(f"no 'aloe:data=<fraction>' record for backbone={b!r} dataset={dataset!r} "
-                                     f"metric={metric_name!r}")  # fmt: skip
+                                     f"metric={metric_name!r}")
         fractions = sorted(runs[b])
         values = [runs[b][f] for f in fractions]
         colour = f"C{i}"
@@ -113,7 +113,7 @@ def plot_data_efficiency(
                 skipped.append(f"{VARIANT_NAMES[v]} {label(b, BACKBONE_LABELS)}: {entry.reason}")
             if refs[v] is not None:
                 ax.axhline(refs[v], linestyle=style, color="grey" if v == TEACHER else colour, linewidth=1,
-                           label=f"{VARIANT_NAMES[v]} {label(b, BACKBONE_LABELS)}")  # fmt: skip
+                           label=f"{VARIANT_NAMES[v]} {label(b, BACKBONE_LABELS)}")
         out[b] = {"fractions": fractions, "values": values, **refs, "unavailable": dict(sorted(na.items()))}
     _not_shown(ax, skipped)
     ax.set_xscale("log")
@@ -153,7 +153,7 @@ def plot_gridpg_vs_accuracy(
                 methods = [m for m in methods if m == "bcos"]
             if not methods:
                 raise MissingRecordError(f"no GridPG record for backbone={b!r} variant={v!r}"
-                                         + (" method='bcos'" if v == ALOE else ""))  # fmt: skip
+                                         + (" method='bcos'" if v == ALOE else ""))
             acc = index.get(CellKey(b, v, dataset, metric_name))
             for m in ordered(methods, METHOD_ORDER):
                 key = next(k for k in grid if (k.backbone, k.variant, k.method) == (b, v, m))
@@ -169,7 +169,7 @@ def plot_gridpg_vs_accuracy(
             continue
         ax.scatter(p["accuracy"], p["gridpg"], color=colours[p["backbone"]], marker=markers.get(p["method"], "o"),
                    s=80 if p["variant"] == ALOE else 40,
-                   label=f"{label(p['backbone'], BACKBONE_LABELS)}: {name}")  # fmt: skip
+                   label=f"{label(p['backbone'], BACKBONE_LABELS)}: {name}")
     ax.axhline(25.0, color="grey", linestyle=":", linewidth=1, label="chance (25 %)")
     _not_shown(ax, skipped)
     ax.set_xlabel(f"{metric(metric_name).label} on {label(dataset, DATASET_LABELS)} (%)")
@@ -183,8 +183,8 @@ def plot_gridpg_vs_accuracy(
 def _point(backbone: str, variant: str, method: str, acc, grid, metric_name: str) -> dict[str, object]:
     """One GridPG-vs-accuracy point from the two record entries; unavailable when either is."""
     na = ([] if acc.available else [f"{metric(metric_name).label}: {acc.reason}"]) + ([] if grid.available else
-                                                                                    [grid.reason])  # fmt: skip
+                                                                                    [grid.reason])
     return {"backbone": backbone, "variant": variant, "method": method,
             "accuracy": acc.value * metric(metric_name).scale if acc.available else None,
             "gridpg": grid.value * metric("gridpg").scale if grid.available else None,
-            "status": "unavailable" if na else "ok", "reason": "; ".join(na)}  # fmt: skip
+            "status": "unavailable" if na else "ok", "reason": "; ".join(na)}

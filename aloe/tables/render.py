@@ -18,11 +18,11 @@ from aloe.tables.model import NA, Table
 from aloe.tables.names import TEACHER, metric
 
 CSV_COLUMNS = ("table", "block", "row", "row_index", "column", "col_index", "source", "backbone", "variant",
-               "dataset", "metric", "value", "unit", "bold", "status", "footnote", "note")  # fmt: skip
+               "dataset", "metric", "value", "unit", "bold", "status", "footnote", "note")
 
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                "<": r"\textless{}", ">": r"\textgreater{}"}  # fmt: skip
+                "<": r"\textless{}", ">": r"\textgreater{}"}
 # Plain labels the layouts use that read better as maths.
 _TEX_LABELS = {
     "Delta (ALOE - B-cosif.)": r"$\Delta$ (ALOE $-$ B-cosif.)", "Delta GridPG": r"$\Delta_\mathrm{GridPG}$",
@@ -31,7 +31,7 @@ _TEX_LABELS = {
     "delta1 (11.25 deg)": r"$\delta_1$ (11.25$^\circ$)$\uparrow$",
     "delta2 (22.5 deg)": r"$\delta_2$ (22.5$^\circ$)$\uparrow$",
     "delta3 (30 deg)": r"$\delta_3$ (30$^\circ$)$\uparrow$", "RMSE (deg)": r"RMSE ($^\circ$)$\downarrow$",
-}  # fmt: skip
+}
 
 
 def tex_escape(text: str) -> str:
@@ -62,7 +62,7 @@ def table_csv(table: Table) -> str:
                                  cell.source, cell.backbone, cell.variant, cell.dataset, cell.metric, value,
                                  metric(cell.base_metric).unit, int(cell.bold),
                                  "ok" if cell.available else "unavailable", marks.get(cell.note, ""),
-                                 cell.note])  # fmt: skip
+                                 cell.note])
             row_index += 1
     return buf.getvalue()
 

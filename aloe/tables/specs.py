@@ -52,7 +52,7 @@ TABLES: dict[str, TableSpec] = {
     "tableB4": TableSpec("grid", "Dense linear probe, monocular depth.", _DEPTH, columns="metric"),
     "tableB5": TableSpec("grid", "Dense linear probe, surface normals.", _NORMALS, columns="metric"),
     "tableB6": TableSpec("gridpg", "GridPG (%) of post-hoc teacher attributions vs ALOE's B-cos W(x)x, with "
-                         "linear-probe and k-NN top-1 (%).", ("lp_top1", "knn_top1", "gridpg")),  # fmt: skip
+                         "linear-probe and k-NN top-1 (%).", ("lp_top1", "knn_top1", "gridpg")),
     "tableB8": TableSpec("ablation", "Alignment-loss ablation: ALOE linear-probe top-1 (%).", ("lp_top1",),
                          axis="loss"),
 }

@@ -65,7 +65,7 @@ def test_truncated_tar_is_counted_by_key(tmp_path):
         members = tar.getmembers()
     cut = len(data) // 2
     intact = {m.name.split(".")[0] for m in members} - {m.name.split(".")[0] for m in members
-                                                          if m.offset_data + m.size > cut}  # fmt: skip
+                                                          if m.offset_data + m.size > cut}
     open(path, "wb").write(data[:cut])
     s = _stream([path], batch_size=1)
     got = list(itertools.islice(iter(s), len(intact)))
@@ -81,13 +81,13 @@ def test_labels_and_heldout_split(shards, tmp_path):
     # the labels belong to their samples: the same key has the same label in every epoch and worker layout
     labels = {k: int(y) for batch in itertools.islice(iter(_stream(shards["train"], label_key="cls",
                                                                    num_workers=2)), 40)
-              for k, y in zip(batch.keys, batch.labels)}  # fmt: skip
+              for k, y in zip(batch.keys, batch.labels)}
     assert len(labels) >= 95 and all(labels[k] == int(y) for k, y in zip(b.keys, b.labels))
     n = [sum(x.pixels.shape[0] for x in heldout_batches(shards["heldout"], rank=r, world_size=2, batch_size=4,
-                                                          image_size=32)) for r in range(2)]  # fmt: skip
+                                                          image_size=32)) for r in range(2)]
     assert n == [16, 16]
     capped = list(heldout_batches(shards["heldout"], rank=0, world_size=1, batch_size=4, image_size=32,
-                                  max_samples=10, label_key="cls"))  # fmt: skip
+                                  max_samples=10, label_key="cls"))
     assert sum(x.pixels.shape[0] for x in capped) == 10 and capped[0].pixels.shape == (4, 3, 32, 32)
     assert capped[0].labels.dtype == torch.int64 and capped[0].pixels.dtype == torch.float32
     # without a label member a supervised sample is damaged, not labelled 0
@@ -120,7 +120,7 @@ def test_keys_file_restricts_samples(shards, tmp_path):
     keys = tmp_path / "keys.txt"
     keys.write_text("heldout000_000001\nheldout000_000005\nheldout000_000007\n")
     got = [k for b in heldout_batches(shards["heldout"], rank=0, world_size=1, batch_size=2, image_size=32,
-                                      keys_file=str(keys)) for k in b.keys]  # fmt: skip
+                                      keys_file=str(keys)) for k in b.keys]
     assert got == ["heldout000_000001", "heldout000_000005", "heldout000_000007"]
 
 

@@ -7,11 +7,11 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-import pytest  # noqa: E402
+import pytest
 
-from aloe.data.shards import encode_png, write_split  # noqa: E402
-from aloe.data.synthetic_images import shape_image, shape_classes  # noqa: E402
-from aloe.data.synthetic_world import SYNTHETIC_PRESETS, make_synthetic_world  # noqa: E402
+from aloe.data.shards import encode_png, write_split
+from aloe.data.synthetic_images import shape_image, shape_classes
+from aloe.data.synthetic_world import SYNTHETIC_PRESETS, make_synthetic_world
 
 TINY = {**SYNTHETIC_PRESETS["tiny"], "seed": 7}
 

@@ -26,7 +26,7 @@ def shard(tmp_path_factory):
     """One real shard of the common format (12 samples: .cls then .png members) and its index."""
     root = tmp_path_factory.mktemp("damage")
     samples = ({"png": encode_png(np.full((10, 10, 3), 20 * i, np.uint8)), "cls": str(i % 4).encode()}
-               for i in range(N))  # fmt: skip
+               for i in range(N))
     write_split(root, "train", samples, samples_per_shard=100)
     path = root / "train" / "000000.tar"
     with tarfile.open(path) as tar:
@@ -64,7 +64,7 @@ def test_a_cut_loses_exactly_the_keys_after_it(shard, tmp_path, where, lost_as):
     _, members = shard
     cls, png = members[f"{key(5)}.cls"], members[f"{key(5)}.png"]
     offset = {"boundary": cls.offset, "first_header": cls.offset + 100, "first_data": cls.offset_data,
-              "between": png.offset, "second_data": png.offset_data + png.size // 2}[where]  # fmt: skip
+              "between": png.offset, "second_data": png.offset_data + png.size // 2}[where]
     keys, counter = read(cut_copy(shard, tmp_path, offset))
     assert keys == [key(i) for i in range(5)]
     expected = {("000000.tar", key(i)): lost_as.get(i, "missing_sample") for i in range(5, N)}

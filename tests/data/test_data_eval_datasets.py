@@ -30,7 +30,7 @@ def test_manual_dataset_without_path_names_key_and_layout(name, tmp_path):
     message = str(err.value)
     assert f"cfg.{name}.path" in message and "no path is set" in message
     expected = {"imagenet1k": "<path>/train/n01440764/*.JPEG", "stanford_cars": "devkit/cars_meta.mat",
-                "nyuv2": "<path>/{train,test}/depth/<id>.npy"}[name]  # fmt: skip
+                "nyuv2": "<path>/{train,test}/depth/<id>.npy"}[name]
     assert expected in message
     with pytest.raises(ManualDatasetError, match="is not a folder"):
         prepare_eval_dataset(name, tmp_path / "out", manual_path=tmp_path / "nowhere")
@@ -68,7 +68,7 @@ def test_imagenet_manual_layout_is_copied_byte_for_byte(tmp_path):
     assert meta["class_names"][:2] == ["tench", "goldfish"] and len(meta["class_names"]) == 1000
     assert meta["splits"]["test"]["num_samples"] == 1000 and len(meta["splits"]["train"]["shards"]) == 3
     by_key = {k: int(v) for b in EvalLoader(tmp_path / "out", "test", image_size=4, batch_size=250)
-              for k, v in zip(b.keys, b.labels)}  # fmt: skip
+              for k, v in zip(b.keys, b.labels)}
     assert [by_key[k] for k in sorted(by_key)] == list(range(1000))  # keys in class order, one image each
     import webdataset as wds
 
@@ -124,6 +124,7 @@ def test_failed_download_names_dataset_url_and_local_copy_and_leaves_no_empty_fo
         prepare_eval_dataset("dtd", tmp_path / "out", source="torchvision", download_root=root,
                              config_key="paper.evaluation.datasets.dtd.path")
     text = str(err.value)
-    assert "dtd: the torchvision download from https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz" in text
+    url = "https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz"
+    assert f"dtd: the torchvision download from {url}" in text
     assert "set paper.evaluation.datasets.dtd.source: folder and paper.evaluation.datasets.dtd.path" in text
     assert not root.exists()  # torchvision's empty dtd/ folders are gone

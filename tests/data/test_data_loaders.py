@@ -178,11 +178,12 @@ def test_eval_loader_is_ordered_and_exact(tiny_world):
 
 
 def test_eval_batches_do_not_depend_on_the_number_of_workers(tmp_path):
-    make_synthetic_world(tmp_path, **{**SYNTHETIC_PRESETS["tiny"], "seed": 7, "samples_per_shard": 7})  # 40 train images in 6 shards
+    # 40 train images in 6 shards
+    make_synthetic_world(tmp_path, **{**SYNTHETIC_PRESETS["tiny"], "seed": 7, "samples_per_shard": 7})
 
     def batches_of(workers):
         loader = EvalLoader(tmp_path / "shapes", "train", image_size=24, batch_size=3, num_workers=workers,
-                            streams=4)  # fmt: skip
+                            streams=4)
         return [(b.keys, b.pixels) for b in loader]
 
     one = batches_of(0)

@@ -45,7 +45,7 @@ def make_cifar10_folder(root, per_class=(2, 1)):
 def test_folder_source_reads_labels_in_folder_order_and_copies_bytes(tmp_path):
     root = make_cifar10_folder(tmp_path / "in")
     meta = prepare_eval_dataset("cifar10", tmp_path / "out", source="folder", manual_path=root, config_key=KEY,
-                                samples_per_shard=7)  # fmt: skip
+                                samples_per_shard=7)
     assert meta["class_names"] == load_class_names("cifar10")
     assert meta["splits"]["train"]["num_samples"] == 20 and meta["splits"]["test"]["num_samples"] == 10
     assert len(meta["splits"]["train"]["shards"]) == 3
@@ -116,11 +116,11 @@ def test_undecodable_image_is_named(tmp_path):
                          "use \\['manual'\\]"),
      ("dtd", "synthetic", "written by the synthetic world"),
      ("dtd", "kaggle", "unknown source 'kaggle' \\(paper.evaluation.datasets.dtd.source\\)")],
-)  # fmt: skip
+)
 def test_source_is_checked_against_the_dataset(tmp_path, name, source, match):
     with pytest.raises(ValueError, match=match):
         prepare_eval_dataset(name, tmp_path / "out", source=source, manual_path=tmp_path,
-                             config_key=f"paper.evaluation.datasets.{name}.path")  # fmt: skip
+                             config_key=f"paper.evaluation.datasets.{name}.path")
 
 
 def test_default_and_explicit_torchvision_source_need_a_download_root(tmp_path):

@@ -22,7 +22,7 @@ from aloe.rehearsal.eval_data import write_eval_datasets
 
 # The real class counts, written out here independently of the code under test.
 REAL_CLASSES = {"imagenet1k": 1000, "caltech101": 101, "flowers102": 102, "food101": 101, "fgvc_aircraft": 100,
-                "dtd": 47, "stanford_cars": 196, "sun397": 397, "cifar10": 10, "cifar100": 100, "nyuv2": 0}  # fmt: skip
+                "dtd": 47, "stanford_cars": 196, "sun397": 397, "cifar10": 10, "cifar100": 100, "nyuv2": 0}
 SIZES = dict(seed=3, train_per_class=2, test_per_class=1, image_size=24, nyuv2_train=5, nyuv2_test=3)
 
 
@@ -48,7 +48,7 @@ def test_every_dataset_goes_through_the_real_preparer(rehearsal, tmp_path, name)
     _, entries = rehearsal
     entry = entries[name]
     meta = prepare_eval_dataset(name, tmp_path / name, source=entry["source"], manual_path=entry["path"],
-                                config_key=f"paper.evaluation.datasets.{name}.path", samples_per_shard=500)  # fmt: skip
+                                config_key=f"paper.evaluation.datasets.{name}.path", samples_per_shard=500)
     assert read_meta(tmp_path / name) == meta
     counts = {split: meta["splits"][split]["num_samples"] for split in ("train", "test")}
     if name == "nyuv2":
@@ -67,7 +67,7 @@ def test_every_dataset_goes_through_the_real_preparer(rehearsal, tmp_path, name)
     else:
         assert len(set(meta["class_names"])) == k
     by_key = {key: int(v) for b in EvalLoader(tmp_path / name, "test", image_size=8, batch_size=256)
-              for key, v in zip(b.keys, b.labels)}  # fmt: skip
+              for key, v in zip(b.keys, b.labels)}
     labels = [by_key[key] for key in sorted(by_key)]  # in the order the preparer wrote them
     assert sorted(labels) == list(range(k))
     if name != "stanford_cars":  # the Cars annotations are in shuffled order, like the real ones

@@ -70,7 +70,7 @@ def test_url_lists_are_deterministic(tmp_path):
     first = write_url_lists(tmp_path / "a", ("cc12m",), port=8123, num_images=6, broken=2, seed=5)
     second = write_url_lists(tmp_path / "b", ("cc12m",), port=8123, num_images=6, broken=2, seed=5)
     pd.testing.assert_frame_equal(pd.read_parquet(first["url_lists"]["cc12m"]),
-                                  pd.read_parquet(second["url_lists"]["cc12m"]))  # fmt: skip
+                                  pd.read_parquet(second["url_lists"]["cc12m"]))
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a/served").rglob("*.jpg"))
     assert len(files) == 6 + 2 * 2
     assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)

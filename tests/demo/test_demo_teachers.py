@@ -19,7 +19,7 @@ from aloe.eval.zeroshot import build_siglip_classifier, zeroshot_top1
 from aloe.models.demo_teacher_data import HELD_OUT_STREAM, demo_caption_pairs, demo_labelled_images
 from aloe.models.demo_teachers import (
     HEAD_FILE, SUMMARY_FILE, _save_atomically, build_demo_teacher, train_classifier_teacher,
-)  # fmt: skip
+)
 from aloe.models.demo_tokenizer import EOS_ID, PAD_ID, build_word_tokenizer
 
 SIZE, SHAPES = 32, 4  # 4 shape classes + 6 textures = 10 classes, chance 10 %
@@ -35,7 +35,7 @@ def trained(tmp_path_factory):
     for family, steps in STEPS.items():
         extra = dict(text_layers=1, lr=2e-3) if family == "siglip" else dict(lr=2e-3)
         summary = build_demo_teacher(family, root / family, seed=0, image_size=SIZE, num_images=600,
-                                     num_shape_classes=SHAPES, steps=steps, **ARCH, **extra)  # fmt: skip
+                                     num_shape_classes=SHAPES, steps=steps, **ARCH, **extra)
         out[family] = (root / family, summary)
     return out
 
@@ -43,7 +43,7 @@ def trained(tmp_path_factory):
 @pytest.fixture(scope="module")
 def held_out():
     images, labels, names = demo_labelled_images(seed=0, stream=HELD_OUT_STREAM, num_images=300, image_size=SIZE,
-                                                 num_shape_classes=SHAPES)  # fmt: skip
+                                                 num_shape_classes=SHAPES)
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255, torch.from_numpy(labels), names
 
 
@@ -86,7 +86,7 @@ def test_bad_inputs_name_the_problem(tmp_path):
 def test_training_is_deterministic_for_a_seed(tmp_path):
     images, labels, _ = demo_labelled_images(seed=1, stream=7, num_images=64, image_size=16, num_shape_classes=2)
     kw = dict(train_images=images, train_labels=labels, image_size=16, patch_size=8, hidden_size=16, num_layers=1,
-              num_heads=2, steps=5, batch_size=16)  # fmt: skip
+              num_heads=2, steps=5, batch_size=16)
     a = train_classifier_teacher("dinov3", tmp_path / "a", seed=3, **kw)
     b = train_classifier_teacher("dinov3", tmp_path / "b", seed=3, **kw)
     c = train_classifier_teacher("dinov3", tmp_path / "c", seed=4, **kw)
@@ -131,10 +131,11 @@ def test_siglip_teacher_zero_shot_through_load_teacher(trained):
     assert teacher.hf_model.config.text_config.max_position_embeddings >= 64
     tok = teacher.tokenizer
     assert tok is not None and tok.padding_side == "left"
-    assert tok("a photo of a red circle.")["input_ids"][-1] == EOS_ID == teacher.hf_model.config.text_config.eos_token_id
+    eos = teacher.hf_model.config.text_config.eos_token_id
+    assert tok("a photo of a red circle.")["input_ids"][-1] == EOS_ID == eos
 
     images, _, labels, names = demo_caption_pairs(seed=0, stream=HELD_OUT_STREAM, num_images=300, image_size=SIZE,
-                                                  num_shape_classes=SHAPES)  # fmt: skip
+                                                  num_shape_classes=SHAPES)
     pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
     classifier, scale, bias = build_siglip_classifier(teacher.hf_model, tok, names, ["a photo of a {}."])
     top1, n = zeroshot_top1(teacher, [(pixels, torch.from_numpy(labels))], classifier, scale, bias)

@@ -17,7 +17,7 @@ from aloe.data.synthetic_world import SYNTHETIC_PRESETS, make_synthetic_world
 from aloe.eval.classifier import ProbedClassifier, load_head
 from aloe.eval.explanation_panels import (
     bcos_rgba, heat_map, images_by_key, pick_images, run_explanation_panels,
-)  # fmt: skip
+)
 from aloe.io import read_json
 from aloe.models import bcosify, load_teacher
 from aloe.models.backbones import checkpoint_checksum, load_backbone
@@ -26,7 +26,7 @@ from aloe.tables.explanations import CELL_INCHES, DPI, HEADER_INCHES, explanatio
 from aloe.tensorfile import tensors_checksum
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
-from tiny_teachers import make_teacher_dir  # noqa: E402
+from tiny_teachers import make_teacher_dir
 
 NUM_CLASSES = SYNTHETIC_PRESETS["tiny"]["num_classes"]
 METHODS = ["ig", "lime", "chefercam"]
@@ -38,7 +38,7 @@ def save_head(path: Path, backbone_dir: Path, hidden: int, seed: int) -> Path:
     g = torch.Generator().manual_seed(seed)
     tensors = {"weight": torch.randn(hidden, NUM_CLASSES, generator=g), "bias": torch.randn(NUM_CLASSES, generator=g)}
     save_file(tensors, str(path), metadata={"backbone_checksum": checkpoint_checksum(backbone_dir),
-                                            "dataset": "shapes"})  # fmt: skip
+                                            "dataset": "shapes"})
     return path
 
 
@@ -55,9 +55,10 @@ def study(tmp_path_factory):
         bcosify(teacher, b=2, stem="linear").save_pretrained(s_dir)
         backbones.append({
             "name": name, "teacher_path": str(t_dir), "student_path": str(s_dir),
-            "teacher_head": str(save_head(root / name / "teacher.head.safetensors", t_dir, teacher.hidden_size, 10 + i)),
+            "teacher_head": str(save_head(root / name / "teacher.head.safetensors", t_dir, teacher.hidden_size,
+                                          10 + i)),
             "student_head": str(save_head(root / name / "aloe.head.safetensors", s_dir, teacher.hidden_size, 20 + i)),
-        })  # fmt: skip
+        })
     backbones[1]["methods"] = ["ig", "lime"]  # CheferCAM needs a [CLS] token: SigLIP's cells read n/a
     return root, world / "shapes", backbones
 
@@ -107,7 +108,7 @@ def test_panels_artifact(study, panels):
             assert set(peaks) <= {0.0, 1.0} and (m == "lime" or peaks == [1.0] * 3)
         # the predictions are the heads' argmax on those images
         for kind, path, head in (("teacher", entry["teacher_path"], entry["teacher_head"]),
-                                 ("student", entry["student_path"], entry["student_head"])):  # fmt: skip
+                                 ("student", entry["student_path"], entry["student_head"])):
             clf = ProbedClassifier(load_backbone(path, kind), *load_head(head, path)).eval()
             with torch.no_grad():
                 pred = clf(images).argmax(1).tolist()
@@ -134,7 +135,7 @@ def test_grid_drawn_from_the_panels(study, panels):
     assert res["columns"] == ["input", "bcos", "ig", "lime", "chefercam"]
     assert res["keys"] == rec["keys"] and res["labels"] == rec["labels"]
     assert res["backbones"] == {r["name"]: {"student_pred": r["student_pred"], "teacher_pred": r["teacher_pred"]}
-                                for r in rec["backbones"]}  # fmt: skip
+                                for r in rec["backbones"]}
 
 
 def test_pick_images_deterministic_and_order_free(study):
@@ -158,7 +159,7 @@ def test_head_of_other_backbone_refused(study):
     bad = root / "bad" / "panels.json"
     with pytest.raises(ValueError, match="checksum mismatch"):
         run_explanation_panels(bad, panels_out=bad.with_suffix(".safetensors"), backbones=swapped,
-                               dataset_dir=str(shapes), dataset="shapes", num_images=1)  # fmt: skip
+                               dataset_dir=str(shapes), dataset="shapes", num_images=1)
     assert not bad.exists() and not bad.with_suffix(".safetensors").exists()
 
 
@@ -167,7 +168,7 @@ def test_bad_arguments_named(study):
     kw = dict(panels_out=root / "x.safetensors", dataset_dir=str(shapes), dataset="shapes")
     with pytest.raises(ValueError, match="student_head"):
         run_explanation_panels(root / "x.json", backbones=[{"name": "demo_vit", "teacher_path": "a",
-                                                             "teacher_head": "b", "student_path": "c"}], **kw)  # fmt: skip
+                                                             "teacher_head": "b", "student_path": "c"}], **kw)
     with pytest.raises(ValueError, match="B-cos column"):
         run_explanation_panels(root / "x.json", backbones=backbones, methods=["bcos"], **kw)
     with pytest.raises(ValueError, match="not in methods"):
@@ -176,7 +177,7 @@ def test_bad_arguments_named(study):
         run_explanation_panels(root / "x.json", backbones=[backbones[0], backbones[0]], methods=METHODS, **kw)
     with pytest.raises(ValueError, match="classification"):
         run_explanation_panels(root / "x.json", backbones=backbones[:1], methods=METHODS,
-                               **dict(kw, dataset_dir=str(shapes.parent / "depth")))  # fmt: skip
+                               **dict(kw, dataset_dir=str(shapes.parent / "depth")))
     assert not (root / "x.json").exists()
 
 

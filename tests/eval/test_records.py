@@ -6,7 +6,7 @@ import pytest
 from aloe.records import (
     RECORD_KEYS, NotEnoughData, code_version, make_record, make_unavailable_record, read_records, record_status,
     write_record, write_records,
-)  # fmt: skip
+)
 
 
 def test_write_and_read_records(tmp_path):

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from aloe.config import load_config
 from aloe.launch.estimate import estimate

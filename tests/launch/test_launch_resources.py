@@ -134,7 +134,8 @@ def test_bad_resources_name_the_key() -> None:
 def test_auto_picks_slurm_only_when_its_tools_exist(fake_slurm_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_executor("auto") == "slurm"
     # Client tools without a cluster (installed, nothing configured): sinfo fails -> in-process.
-    (fake_slurm_path / "sinfo").write_text("#!/bin/sh\necho 'sinfo: error: Could not establish a configuration source' >&2\nexit 1\n")
+    (fake_slurm_path / "sinfo").write_text(
+        "#!/bin/sh\necho 'sinfo: error: Could not establish a configuration source' >&2\nexit 1\n")
     assert resolve_executor("auto") == "inprocess"
     monkeypatch.setenv("PATH", os.environ["PATH"].split(os.pathsep, 1)[1])
     monkeypatch.setenv("SLURM_CONF", str(fake_slurm_path / "no-such-slurm.conf"))

@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import pytest
 import torch
@@ -95,7 +94,8 @@ def test_student_mirrors_teacher(teacher_dir):
     assert s.pooler_output.shape == t.pooler_output.shape
     n_patches = (IMAGE // PATCH) ** 2
     assert t.last_hidden_state.shape[1] == n_patches + teacher.num_prefix_tokens
-    for attr in ("family", "image_size", "patch_size", "hidden_size", "num_layers", "num_registers", "num_prefix_tokens"):
+    for attr in ("family", "image_size", "patch_size", "hidden_size", "num_layers", "num_registers",
+                 "num_prefix_tokens"):
         assert getattr(student, attr) == getattr(teacher, attr), attr
 
 

@@ -39,7 +39,8 @@ def install_packages() -> None:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         raise ClusterUnavailable("Slurm packages are missing and apt-get cannot run here (not root / no apt)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for args in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES]):
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES]
+    for args in (["apt-get", "update", "-qq"], install):
         done = subprocess.run(args, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise ClusterUnavailable(f"{' '.join(args[:2])} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
@@ -259,7 +260,8 @@ class LocalSlurm:
             "GresTypes=gpu",
             f"NodeName=localhost CPUs={self.cpus} RealMemory={self.mem_mb} Gres=gpu:2 State=UNKNOWN",
             "PartitionName=main Nodes=localhost Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=OFF",
-            "PartitionName=low Nodes=localhost MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=0",
+            "PartitionName=low Nodes=localhost MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE "
+            "GraceTime=0",
             "PartitionName=high Nodes=localhost MaxTime=INFINITE State=UP PriorityTier=2 PreemptMode=OFF",
             "",
         ]))

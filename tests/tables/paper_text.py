@@ -29,7 +29,7 @@ def paper_path() -> Path:
         if path.is_file():
             return path
     raise FileNotFoundError(f"the paper text {PAPER_FILE} is needed to check paper_numbers.json; looked at "
-                            + ", ".join(str(c) for c in candidates) + " (set ALOE_PAPER to its path)")  # fmt: skip
+                            + ", ".join(str(c) for c in candidates) + " (set ALOE_PAPER to its path)")
 
 
 def table_lines(text: str, caption: str, where: str) -> Rows:
@@ -136,12 +136,12 @@ class PaperTable:
 
 
 _DATASETS = ("imagenet1k", "caltech101", "flowers102", "food101", "fgvc_aircraft", "dtd", "stanford_cars", "sun397",
-             "cifar10", "cifar100", "avg")  # fmt: skip
+             "cifar10", "cifar100", "avg")
 _DATASET_HEADER = ("IN1k", "Cal101", "Flowers", "Food", "Aircr", "DTD", "Cars", "SUN", "C10", "C100", "Avg.")
 _GRID = dict(header=_DATASET_HEADER, columns=_DATASETS, column_key=lambda e: e["dataset"])
 _B6_COLUMNS = (("teacher", "lp_top1"), ("aloe", "lp_top1"), ("teacher", "knn_top1"), ("aloe", "knn_top1"),
                ("teacher", "gridpg/attnlrp"), ("teacher", "gridpg/ig"), ("teacher", "gridpg/legrad"),
-               ("teacher", "gridpg/chefercam"), ("aloe", "gridpg/bcos"), None)  # fmt: skip
+               ("teacher", "gridpg/chefercam"), ("aloe", "gridpg/bcos"), None)
 
 PAPER_TABLES = {
     "table2": PaperTable("Table 2. ", "after", find_row=teacher_block_row, **_GRID),
@@ -149,27 +149,27 @@ PAPER_TABLES = {
     "tableB2": PaperTable("Table B2. ", "after", find_row=lambda r, e: teacher_block_row(r, e, arch=True), **_GRID),
     "table3a": PaperTable("Table 3. ", "before", ("IN1k (%)", "Avg (%)"), ("imagenet1k", "avg"),
                           lambda e: e["dataset"], lambda r, e: teacher_block_row(r, e, cells=slice(0, 3)),
-                          cells=slice(0, 3)),  # fmt: skip
+                          cells=slice(0, 3)),
     "table3b": PaperTable("Table 3. ", "before", ("@1 (%)",), ("imagenet1k",), lambda e: e["dataset"],
-                          lambda r, e: teacher_block_row(r, e, cells=slice(3, 5)), cells=slice(3, 5)),  # fmt: skip
+                          lambda r, e: teacher_block_row(r, e, cells=slice(3, 5)), cells=slice(3, 5)),
     "tableB3": PaperTable("Table B3. ", "after", ("Zero-shot Acc.",), ("imagenet1k",), lambda e: e["dataset"],
-                          lambda r, e: teacher_block_row(r, e, arch=True)),  # fmt: skip
+                          lambda r, e: teacher_block_row(r, e, arch=True)),
     "table4": PaperTable("Table 4. ", "after", ("Pool", "+L", "+{2/3, L}", "+{1/3, 2/3, L}", "+All"),
                          ("aloe:depths=pool", "aloe:depths=L", "aloe:depths=2L3-L", "aloe:depths=L3-2L3-L",
-                          "aloe:depths=all"), lambda e: e["variant"], only_number_row),  # fmt: skip
+                          "aloe:depths=all"), lambda e: e["variant"], only_number_row),
     "tableB4": PaperTable("Table B4. ", "after", (r"$\delta_1 \uparrow$", r"RMSE \downarrow") * 2,
                           ("depth_rel_delta1", "depth_rel_rmse", "depth_abs_delta1", "depth_abs_rmse"),
-                          lambda e: e["metric"], teacher_block_row),  # fmt: skip
+                          lambda e: e["metric"], teacher_block_row),
     "tableB6": PaperTable("Table B6. ", "before",
                           ("Teacher (X)", r"ALOE (\checkmark)") * 2 + ("LRP", "IG", "LeG", "Chf", r"ALOE (\checkmark)"),
                           _B6_COLUMNS, lambda e: (e["variant"], e["metric"]),
                           section_row({"siglip2_b16": "SigLIP2", "dinov3_b16": "DINOv3",
-                                       "vit_b16_sup": "Supervised teacher"}, "ViT-B/16")),  # fmt: skip
+                                       "vit_b16_sup": "Supervised teacher"}, "ViT-B/16")),
     "tableB8": PaperTable("Table B8. ", "after", ("MSE", "Cosine", "SigLIP", "InfoNCE"),
                           ("aloe:loss=mse", "aloe:loss=cosine", "aloe:loss=siglip", "aloe:loss=infonce"),
                           lambda e: e["variant"],
                           labelled_row({"dinov3_b16": "DINOv3", "siglip2_b16": "SigLIP2",
-                                        "vit_b16_sup": "Google ViT"})),  # fmt: skip
+                                        "vit_b16_sup": "Google ViT"})),
 }
 
 

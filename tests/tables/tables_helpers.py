@@ -13,7 +13,7 @@ from aloe.records import make_record, write_records
 
 PAPER_BACKBONES = ("vit_b16_sup", "siglip2_b16", "dinov3_b16")
 PAPER_DATASETS = ("imagenet1k", "caltech101", "flowers102", "food101", "fgvc_aircraft", "dtd", "stanford_cars",
-                  "sun397", "cifar10", "cifar100")  # fmt: skip
+                  "sun397", "cifar10", "cifar100")
 DEMO_BACKBONES = ("demo_vit", "demo_siglip", "demo_dinov3")
 DEMO_DATASETS = ("shapes", "textures", "digits")
 VARIANTS = ("teacher", "bcosification", "aloe")
@@ -30,7 +30,7 @@ def accuracy(rng: random.Random, variant: str) -> float:
 def write_recognition(path: Path, metric: str, backbones, datasets, seed: int, variants=VARIANTS) -> Path:
     rng = random.Random(seed)
     recs = [make_record(metric, accuracy(rng, v), backbone=b, variant=v, dataset=d, params={"seed": 0})
-            for b in backbones for v in variants for d in datasets]  # fmt: skip
+            for b in backbones for v in variants for d in datasets]
     write_records(path, recs)
     return path
 
@@ -53,19 +53,19 @@ def write_demo_records(root: Path) -> dict[str, list[Path]]:
     for b in DEMO_BACKBONES:
         for method in ("ig", "lime"):
             grid.append(make_record("gridpg", rng.uniform(0.3, 0.6), backbone=b, variant="teacher", dataset="shapes",
-                                    params={"method": method}))  # fmt: skip
+                                    params={"method": method}))
         grid.append(make_record("gridpg", rng.uniform(0.6, 0.9), backbone=b, variant="aloe", dataset="shapes",
-                                params={"method": "bcos"}))  # fmt: skip
+                                params={"method": "bcos"}))
     write_records(root / "gridpg.json", grid)
     abl = []
     for b in DEMO_BACKBONES:
         for d in DEMO_DATASETS:
             for s in ("all", "pool", "L3-2L3-L", "L", "2L3-L"):  # not in column order on purpose
                 abl.append(make_record("lp_top1", rng.uniform(40, 90), backbone=b, variant=f"aloe:depths={s}",
-                                       dataset=d))  # fmt: skip
+                                       dataset=d))
             for s in ("mse", "cosine", "siglip", "infonce"):  # the params spelling of the convention
                 abl.append(make_record("lp_top1", rng.uniform(40, 90), backbone=b, variant="aloe", dataset=d,
-                                       params={"ablation": f"loss={s}"}))  # fmt: skip
+                                       params={"ablation": f"loss={s}"}))
         for f in (0.01, 0.1, 0.5, 1.0):
             abl.append(make_record("lp_top1", 60 + 20 * f, backbone=b, variant=f"aloe:data={f:g}", dataset="shapes"))
     write_records(root / "ablations.json", abl)
@@ -74,7 +74,7 @@ def write_demo_records(root: Path) -> dict[str, list[Path]]:
         "table2": rec[:1], "tableB1": rec[:1], "table3a": [knn], "tableB2": [knn], "table3b": [zs], "tableB3": [zs],
         "tableB4": dense_files, "tableB5": dense_files, "tableB6": [lp, knn, root / "gridpg.json"],
         "table4": [root / "ablations.json"], "tableB8": [root / "ablations.json"],
-    }  # fmt: skip
+    }
 
 
 # ---- LaTeX checks ---------------------------------------------------------------------------
@@ -125,9 +125,9 @@ def compile_fragments(tmp: Path, tex_files: list[Path]) -> str:
     doc = tmp / "doc.tex"
     inputs = "\n\n".join(rf"\resizebox{{\textwidth}}{{!}}{{\input{{{f.resolve()}}}}}" for f in tex_files)
     doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{xcolor}\n\\usepackage{graphicx}\n"
-                   f"\\begin{{document}}\n{inputs}\n\\end{{document}}\n")  # fmt: skip
+                   f"\\begin{{document}}\n{inputs}\n\\end{{document}}\n")
     run = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp,
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+                         capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-3000:]
     assert (tmp / "doc.pdf").stat().st_size > 1000
     return "pdflatex"
@@ -201,7 +201,7 @@ class HtmlCells(HTMLParser):
             self._in_body = True
         elif tag == "tr" and self._in_body:
             self._row = None if attrs.get("class") == "block" else {"texts": [], "classes": [], "bold": [],
-                                                                    "marks": []}  # fmt: skip
+                                                                    "marks": []}
             self.block_rows += attrs.get("class") == "block"
         elif tag == "td" and self._row is not None:
             self._cell = {"text": "", "class": attrs.get("class", ""), "bold": False, "mark": ""}

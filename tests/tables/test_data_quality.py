@@ -30,7 +30,7 @@ from aloe.pipeline import run_stage
 from aloe.tables.data_quality import COLUMNS, build_data_quality
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
-from eval_helpers import save_tiny_teacher  # noqa: E402
+from eval_helpers import save_tiny_teacher
 
 NOT_FOUND, NOT_IMAGE = "HTTP Error 404: File not found", "cannot identify image file"
 
@@ -58,13 +58,13 @@ def img2dataset_shard(folder: Path, shard: int, failures: dict[int, str], n: int
     keys = [f"{shard:05d}{i:04d}" for i in range(n)]
     errors = [failures.get(i) for i in range(n)]
     status = ["success" if e is None else "failed_to_download" if e == NOT_FOUND else "failed_to_resize"
-              for e in errors]  # fmt: skip
+              for e in errors]
     pd.DataFrame({"url": [f"http://x/{k}.jpg" for k in keys], "key": keys, "status": status,
-                  "error_message": errors}).to_parquet(folder / f"{shard:05d}.parquet")  # fmt: skip
+                  "error_message": errors}).to_parquet(folder / f"{shard:05d}.parquet")
     status_dict = {"success": status.count("success"), **{e: errors.count(e) for e in set(failures.values())}}
     write_json(folder / f"{shard:05d}_stats.json", {
         "count": n, "successes": status.count("success"), "failed_to_download": status.count("failed_to_download"),
-        "failed_to_resize": status.count("failed_to_resize"), "status_dict": status_dict})  # fmt: skip
+        "failed_to_resize": status.count("failed_to_resize"), "status_dict": status_dict})
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def records(tmp_path_factory):
     run = res / "align/demo_vit/main/lr0.001/result.json"
     run.parent.mkdir(parents=True)
     write_json(run, {"step": 4, "stopped_early": False, "best_heldout": 0.5, "run_dir": "runs/x",
-                     "damaged_samples": {"train": train.as_dict(), "heldout": heldout.as_dict()}})  # fmt: skip
+                     "damaged_samples": {"train": train.as_dict(), "heldout": heldout.as_dict()}})
     old_run = res / "align/demo_vit/bcosification/result.json"
     old_run.parent.mkdir(parents=True)
     write_json(old_run, {"step": 4, "stopped_early": False, "best_heldout": None, "run_dir": "runs/y"})
@@ -106,14 +106,14 @@ def records(tmp_path_factory):
     feats = res / "features/demo_vit/teacher/shapes"
     run_extract_train_test(str(feats / "train.safetensors"), str(feats / "test.safetensors"),
                            backbone_path=str(save_tiny_teacher(root / "teacher", "vit")), backbone_kind="teacher",
-                           dataset_dir=str(data), dataset="shapes", batch_size=4, device="cpu")  # fmt: skip
+                           dataset_dir=str(data), dataset="shapes", batch_size=4, device="cpu")
     old_cache = res / "features/demo_vit/aloe/shapes/test.safetensors"
     old_cache.parent.mkdir(parents=True)
     save_features(old_cache, {"x": torch.zeros(2, 3)}, make_provenance(
-        backbone_checksum="0", dataset="shapes", split="test", preprocessing={}, spec={}))  # fmt: skip
+        backbone_checksum="0", dataset="shapes", split="test", preprocessing={}, spec={}))
     files = dict(downloads=[web / "summary.json"], subsets=[res / "alignment_sets/synth/subset_val/subset.json"],
                  runs=[run, old_run],
-                 features=[feats / "train.safetensors", feats / "test.safetensors", old_cache])  # fmt: skip
+                 features=[feats / "train.safetensors", feats / "test.safetensors", old_cache])
     return root, {k: [str(p) for p in v] for k, v in files.items()}
 
 
@@ -125,7 +125,7 @@ def test_every_damaged_sample_is_counted_in_the_table_and_the_rule_log(records, 
     root, files = records
     out_csv, out_html, log = tmp_path / "data_quality.csv", tmp_path / "data_quality.html", tmp_path / "dq.log"
     run_stage("aloe.tables.stages:run_data_quality", dict(out_csv=str(out_csv), out_html=str(out_html),
-              **files), log=str(log))  # as the rule calls it  # fmt: skip
+              **files), log=str(log))  # as the rule calls it
     df = pd.read_csv(out_csv, keep_default_na=False, dtype=str)
     assert list(df.columns) == list(COLUMNS)
     truncated = "000000.tar: truncated_tar"
@@ -154,7 +154,7 @@ def test_every_damaged_sample_is_counted_in_the_table_and_the_rule_log(records, 
              record=files["features"][1]),
         na("features", "demo_vit/aloe/shapes", "test", "the cache's header holds no counts of skipped samples",
            files["features"][2]),
-    ]  # fmt: skip
+    ]
     assert df.to_dict("records") == expected
     # the rule log: one line per stage with its totals
     text = log.read_text()
@@ -167,7 +167,7 @@ def test_every_damaged_sample_is_counted_in_the_table_and_the_rule_log(records, 
         "1 row(s) n/a (record without counts)",
         "features: 3 record(s), 2 row(s) with counts: 3 of 14 samples damaged (21.43 %); missing_sample: 3; "
         "1 row(s) n/a (record without counts)",
-    ]:  # fmt: skip
+    ]:
         assert line in text, line
     # the HTML page shows the same rows (without the record column), shares in percent, n/a marked
     cells = HtmlRows()

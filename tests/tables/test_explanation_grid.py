@@ -30,11 +30,11 @@ def build_panels(root, backbones=(("demo_vit", METHODS, 24), ("demo_siglip", ["i
         for m in own:
             arrays[f"{name}/{m}"] = rng.uniform(-1, 1, (N, size, size)).astype(np.float32)
         rows.append({"name": name, "label": None, "image_size": size, "methods": list(own),
-                     "student_pred": [b, 1], "teacher_pred": [2, b]})  # fmt: skip
+                     "student_pred": [b, 1], "teacher_pred": [2, b]})
     record = {"format": PANELS_FORMAT, "dataset": "shapes", "split": "test", "seed": 0, "keys": ["k7", "k3"],
               "labels": [0, 2], "class_names": ["circle", "square", "triangle"], "methods": METHODS,
               "method_options": {}, "backbones": rows,
-              "tensors": {k: list(v.shape) for k, v in arrays.items()}}  # fmt: skip
+              "tensors": {k: list(v.shape) for k, v in arrays.items()}}
     write_json(root / "panels.json", record)
     save_file(arrays, str(root / "panels.safetensors"))
     return record, arrays
@@ -57,7 +57,7 @@ def test_grid_png_from_panels(tmp_path):
     assert res["columns"] == ["input", "bcos", "ig", "chefercam"]
     assert res["keys"] == ["k7", "k3"] and res["labels"] == [0, 2]
     assert res["backbones"] == {"demo_vit": {"student_pred": [0, 1], "teacher_pred": [2, 0]},
-                                "demo_siglip": {"student_pred": [1, 1], "teacher_pred": [2, 1]}}  # fmt: skip
+                                "demo_siglip": {"student_pred": [1, 1], "teacher_pred": [2, 1]}}
     # the n/a cell (SigLIP has no CheferCAM map) is drawn without an image: a blank cell of the last column
     cell = round(CELL_INCHES * DPI)
     siglip_cam = pixels[-cell + 30 : -10, -cell + 10 : -10]

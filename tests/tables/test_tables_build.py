@@ -12,7 +12,7 @@ import pytest
 from tables_helpers import (
     DEMO_DATASETS, PAPER_BACKBONES, PAPER_DATASETS, compile_fragments, tex_numbers,
     write_demo_records, write_recognition,
-)  # fmt: skip
+)
 
 from aloe.records import make_record, read_records, write_records
 from aloe.tables import TABLES, MissingRecordError, build_table
@@ -82,7 +82,7 @@ def test_delta_row_is_aloe_minus_bcosification(paper_scale):
     m = _measured(df).set_index(["backbone", "variant", "dataset"]).value
     for row in delta.itertuples():
         assert row.value == pytest.approx(m[(row.backbone, "aloe", row.dataset)] - m[(row.backbone, "bcosification",
-                                                                                       row.dataset)])  # fmt: skip
+                                                                                       row.dataset)])
 
 
 def test_paper_rows_for_matching_backbones(paper_scale, tmp_path):
@@ -107,7 +107,7 @@ def test_paper_rows_for_matching_backbones(paper_scale, tmp_path):
 def test_missing_record_names_the_cell(tmp_path):
     path = write_recognition(tmp_path / "lp.json", "lp_top1", PAPER_BACKBONES, PAPER_DATASETS, 0)
     recs = [r for r in read_records(path)
-            if not (r["backbone"] == "siglip2_b16" and r["variant"] == "aloe" and r["dataset"] == "dtd")]  # fmt: skip
+            if not (r["backbone"] == "siglip2_b16" and r["variant"] == "aloe" and r["dataset"] == "dtd")]
     write_records(path, recs)
     with pytest.raises(MissingRecordError) as err:
         build_table("table2", [path], tmp_path / "t.csv", tmp_path / "t.tex")
@@ -121,14 +121,14 @@ def test_missing_record_names_the_cell(tmp_path):
 def test_optional_variant_drops_only_whole_rows(tmp_path):
     full = write_recognition(tmp_path / "a.json", "lp_top1", ("siglip2_b16",), PAPER_DATASETS, 0)
     alone = write_recognition(tmp_path / "b.json", "lp_top1", ("siglip2_l16",), PAPER_DATASETS, 1,
-                              variants=("teacher", "aloe"))  # fmt: skip
+                              variants=("teacher", "aloe"))
     table = build_table("tableB1", [full, alone], tmp_path / "b1.csv", tmp_path / "b1.tex")
     assert [r.label for r in table.blocks[1].rows] == ["Teacher", "ALOE"]  # no B-cosif., no delta row
     assert "Delta (ALOE - B-cosif.)" in [r.label for r in table.blocks[0].rows]
     with pytest.raises(MissingRecordError, match="variant='bcosification'"):  # Table 2 requires it
         build_table("table2", [full, alone], tmp_path / "t2.csv", tmp_path / "t2.tex")
     part = write_recognition(tmp_path / "c.json", "lp_top1", ("siglip2_l16",), PAPER_DATASETS[:3], 2,
-                             variants=("bcosification",))  # fmt: skip
+                             variants=("bcosification",))
     with pytest.raises(MissingRecordError, match="dataset='food101'"):  # a partial row is an error
         build_table("tableB1", [full, alone, part], tmp_path / "b1.csv", tmp_path / "b1.tex")
 
@@ -218,9 +218,9 @@ def test_gridpg_table(tmp_path):
     write_records(tmp_path / "all.json", recs)
     t = build_table("tableB6", [tmp_path / "all.json"], tmp_path / "b6.csv", tmp_path / "b6.tex")
     assert t.columns == ["LP Teacher", "LP ALOE", "k-NN Teacher", "k-NN ALOE", "GridPG IG", "GridPG LIME",
-                         "GridPG ALOE", "Delta GridPG"]  # fmt: skip
+                         "GridPG ALOE", "Delta GridPG"]
     grid = {(r["backbone"], r["variant"], r["params"].get("method")): r["value"]
-            for r in recs if r["metric"] == "gridpg"}  # fmt: skip
+            for r in recs if r["metric"] == "gridpg"}
     for row in t.blocks[0].rows:
         b = row.cells[0].backbone
         teacher = [v for (bb, var, _), v in grid.items() if bb == b and var == "teacher"]
@@ -241,7 +241,7 @@ def test_names_are_escaped_and_compile(tmp_path):
     assert tex_escape("a_b & 50% #1 {x} ~^\\") == escaped
     rng = random.Random(0)
     recs = [make_record("lp_top1", rng.uniform(40, 90), backbone="my_net&co", variant=v, dataset="set_#1%")
-            for v in ("teacher", "bcosification", "aloe")]  # fmt: skip
+            for v in ("teacher", "bcosification", "aloe")]
     write_records(tmp_path / "r.json", recs)
     build_table("table2", [tmp_path / "r.json"], tmp_path / "o.csv", tmp_path / "o.tex")
     tex = (tmp_path / "o.tex").read_text()
@@ -253,7 +253,7 @@ def test_unknown_table_and_bad_variant(tmp_path):
     with pytest.raises(ValueError, match="unknown table 'table9'"):
         build_table("table9", [], tmp_path / "a.csv", tmp_path / "a.tex")
     write_records(tmp_path / "r.json", [make_record("lp_top1", 50.0, backbone="b", variant="aloe:width=2",
-                                                    dataset="d")])  # fmt: skip
+                                                    dataset="d")])
     with pytest.raises(ValueError, match="aloe:width=2"):
         build_table("table2", [tmp_path / "r.json"], tmp_path / "a.csv", tmp_path / "a.tex")
 
@@ -266,18 +266,18 @@ def test_paper_rows_in_ablation_and_gridpg_tables(tmp_path):
             recs.append(make_record(m, rng.uniform(70, 85), backbone="dinov3_b16", variant=v, dataset="imagenet1k"))
     for meth, variant in (("attnlrp", "teacher"), ("ig", "teacher"), ("bcos", "aloe")):
         recs.append(make_record("gridpg", rng.uniform(0.3, 0.9), backbone="dinov3_b16", variant=variant,
-                                dataset="imagenet1k", params={"method": meth}))  # fmt: skip
+                                dataset="imagenet1k", params={"method": meth}))
     for s in ("pool", "L", "2L3-L", "L3-2L3-L", "all"):
         for d in PAPER_DATASETS:
             recs.append(make_record("lp_top1", rng.uniform(70, 85), backbone="siglip2_b16", variant=f"aloe:depths={s}",
-                                    dataset=d))  # fmt: skip
+                                    dataset=d))
     write_records(tmp_path / "r.json", recs)
     build_table("tableB6", [tmp_path / "r.json"], tmp_path / "b6.csv", tmp_path / "b6.tex")
     paper = pd.read_csv(tmp_path / "b6.csv", float_precision="round_trip").query("source == 'paper'")
     # Table B6, DINOv3 ViT-B/16: LP 84.36 / 84.04, k-NN 82.27 / 81.39, LRP 62.02, IG 36.24, ALOE 82.69
     assert list(paper.value) == [84.36, 84.04, 82.27, 81.39, 62.02, 36.24, 82.69]
     assert list(paper.metric) == ["lp_top1", "lp_top1", "knn_top1", "knn_top1", "gridpg/attnlrp", "gridpg/ig",
-                                  "gridpg/bcos"]  # fmt: skip
+                                  "gridpg/bcos"]
     build_table("table4", [tmp_path / "r.json"], tmp_path / "t4.csv", tmp_path / "t4.tex")
     t4 = pd.read_csv(tmp_path / "t4.csv", float_precision="round_trip")
     p4 = t4[t4.source == "paper"]

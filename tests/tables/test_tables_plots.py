@@ -48,7 +48,7 @@ def test_gridpg_vs_accuracy_plot(tmp_path):
     assert len(points) == 3 * (2 + 1)  # per backbone: IG and LIME on the teacher, B-cos on ALOE
     recs = [r for f in files["tableB6"] for r in read_records(f)]
     lp = {(r["backbone"], r["variant"]): r["value"]
-          for r in recs if r["metric"] == "lp_top1" and r["dataset"] == "shapes"}  # fmt: skip
+          for r in recs if r["metric"] == "lp_top1" and r["dataset"] == "shapes"}
     grid = {(r["backbone"], r["variant"], r["params"]["method"]): r["value"] for r in recs if r["metric"] == "gridpg"}
     for p in points:
         assert p["accuracy"] == lp[(p["backbone"], p["variant"])]

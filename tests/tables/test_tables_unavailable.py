@@ -12,7 +12,7 @@ import torch
 from tables_helpers import (
     DEMO_DATASETS, PAPER_BACKBONES, PAPER_DATASETS, HtmlCells, check_tex_syntax, tex_footnotes, tex_marks,
     tex_numbers, write_demo_records, write_recognition,
-)  # fmt: skip
+)
 
 from aloe.eval.gridpg import make_grids
 from aloe.records import NotEnoughData, make_unavailable_record, read_records, write_records
@@ -36,7 +36,7 @@ def _make_unavailable(records: list[dict], match, error: NotEnoughData) -> list[
         if match(r):
             params = r["params"]
             r = make_unavailable_record(r["metric"], error, backbone=r["backbone"], variant=r["variant"],
-                                        dataset=r["dataset"], params=params)  # fmt: skip
+                                        dataset=r["dataset"], params=params)
             n += 1
         out.append(r)
     assert n >= 1
@@ -71,10 +71,10 @@ def test_gridpg_table_unavailable_aloe(tmp_path):
     recs = [r for f in files["tableB6"] for r in read_records(f)]
     error = _grid_error()
     recs = _make_unavailable(recs, lambda r: r["backbone"] == "demo_dinov3" and r["params"].get("method") == "bcos",
-                             error)  # fmt: skip
+                             error)
     # and one teacher method of another backbone: the delta then uses the best method that has a value
     recs = _make_unavailable(recs, lambda r: r["backbone"] == "demo_vit" and r["params"].get("method") == "lime",
-                             error)  # fmt: skip
+                             error)
     t, df, tex, html = _build(tmp_path, "tableB6", recs)
     rows = {r.cells[0].backbone: r for r in t.blocks[0].rows}
     assert t.columns[4:] == ["GridPG IG", "GridPG LIME", "GridPG ALOE", "Delta GridPG"]
@@ -130,7 +130,7 @@ def test_grid_table_average_and_delta_of_unavailable(tmp_path):
     shapes = DEMO_DATASETS.index("shapes")
     assert aloe.cells[shapes].value == lp[("demo_siglip", "aloe", "shapes")]
     assert aloe.cells[shapes].bold == (lp[("demo_siglip", "aloe", "shapes")] > lp[("demo_siglip", "bcosification",
-                                                                                   "shapes")])  # fmt: skip
+                                                                                   "shapes")])
     notes = tex_footnotes(tex)
     assert notes == {1: tex_escape(error.reason), 2: tex_escape(aloe.cells[avg].note)}
     assert list(tex_numbers(tex).values()).count("n/a") == 4
@@ -140,7 +140,7 @@ def test_grid_table_average_and_delta_of_unavailable(tmp_path):
     _check_html_matches(tex, html)
     # Table 3a shows only the first dataset: its Avg. footnote names the hidden one
     knn = _make_unavailable(read_records(files["table3a"][0]), _cell_is("demo_vit", "bcosification", "textures",
-                                                                        "knn_top1"), error)  # fmt: skip
+                                                                        "knn_top1"), error)
     t3, _, tex3, _ = _build(tmp_path, "table3a", knn)
     assert "n/a for Textures" in tex_footnotes(tex3)[1] and t3.blocks[0].rows[1].cells[1].value is None
 
@@ -169,7 +169,7 @@ def test_fig1_skips_unavailable_points(tmp_path, caplog):
     recs = [r for f in files["tableB6"] for r in read_records(f)]
     error = _grid_error()
     recs = _make_unavailable(recs, lambda r: r["backbone"] == "demo_dinov3" and r["params"].get("method") == "bcos",
-                             error)  # fmt: skip
+                             error)
     write_records(tmp_path / "all.json", recs)
     with caplog.at_level(logging.WARNING, logger="aloe.tables.plots"):
         points = plot_gridpg_vs_accuracy([tmp_path / "all.json"], tmp_path / "fig1.png")
@@ -213,7 +213,7 @@ def test_paper_typo_footnote(tmp_path):
     assert len(noted) == 1
     row = noted.iloc[0]
     assert (row.source, row.backbone, row.variant, row.dataset, float(row.value)) == (
-        "paper", "vit_b16_sup", "aloe", "cifar100", 97.61)  # fmt: skip
+        "paper", "vit_b16_sup", "aloe", "cifar100", 97.61)
     assert row.status == "ok" and row.footnote == "1" and "likely typo" in row.note
     assert r"\textit{97.61$^{1}$}" in tex and tex_footnotes(tex) == {1: tex_escape(row.note)}
     assert tex_numbers(tex)[(int(row.row_index), int(row.col_index))] == "97.61"

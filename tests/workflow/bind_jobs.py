@@ -31,7 +31,7 @@ def main(preset: str, configfiles: list[str]) -> None:
                 signatures[fn].bind(**kwargs)
                 if launch is not None:
                     launch_settings(config, launch["stage"], job.rule.name)
-            except Exception as err:  # noqa: BLE001 - every failure is reported with its job
+            except Exception as err:
                 problems.append(f"{job.rule.name} {sorted(job.wildcards.items())}: {type(err).__name__}: {err}")
     print(json.dumps({"counts": dict(counts), "problems": problems}))
 

@@ -50,7 +50,8 @@ def test_every_preset_is_complete_through_the_schema():
         assert set(study["required"]) <= set(resolved[name]), name
         # the protocol constants come from the schema's defaults, once
         assert resolved[name]["alignment"]["b"] == 2 and resolved[name]["alignment"]["stem"] == "linear"
-        assert resolved[name]["evaluation"]["knn"]["k"] == 20 and resolved[name]["evaluation"]["knn"]["temperature"] == 0.07
+        knn = resolved[name]["evaluation"]["knn"]
+        assert knn["k"] == 20 and knn["temperature"] == 0.07
         assert resolved[name]["evaluation"]["linear_probe"]["lrs"] == "dinov2"
     assert "b" not in RAW["paper"]["alignment"] and "k" not in RAW["paper"]["evaluation"]["knn"]  # stated once
     # what a preset states wins over its base and over the defaults

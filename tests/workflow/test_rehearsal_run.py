@@ -29,7 +29,7 @@ SLICE = [
     "results/tables/table3b.tex", "results/tables/tableB4.tex", "results/tables/tableB5.tex",
     "results/tables/tableB8.tex", "results/plots/fig1_gridpg_vs_accuracy.png", "results/plots/explanations.png",
     "results/metrics/deletion/dinov3_b16/aloe/bcos.json",
-]  # fmt: skip
+]
 PAPER_DATASETS = [n for n, e in DATASETS.items() if e.paper_avg]
 
 

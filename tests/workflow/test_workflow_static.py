@@ -112,6 +112,13 @@ def test_lint_clean():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_ruff_clean():
+    """pycodestyle, pyflakes and unused noqa markers, as configured in pyproject.toml."""
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "aloe", "tests", "benchmarks", "workflow/scripts"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 def test_snakefmt_clean():
     files = ["Snakefile", *sorted(str(p) for p in (ROOT / "workflow" / "rules").glob("*.smk"))]
     out = subprocess.run([sys.executable, "-m", "snakefmt", "--check", *files], cwd=ROOT, capture_output=True,
