@@ -92,13 +92,19 @@ class SlurmStatus:
         """The latest answer, refreshed first when it is due and no other process is refreshing
         it; None while no squeue call has succeeded yet."""
         data = self._read()
-        if data is None or time.time() >= data.get("next_at", 0.0):
+        if data is None or self._due(data):
             if self._refresh():
                 data = self._read()
         if data is None or "taken_at" not in data:
             return None
         ended = {k: v.get("state", "") for k, v in data.get("ended", {}).items()}
         return Snapshot(taken_at=data["taken_at"], live=data.get("live", {}), ended=ended)
+
+    def _due(self, data: dict[str, Any]) -> bool:
+        """Whether the answer should be refreshed; a ``next_at`` further off than any wait this
+        poller sets (the clock was set back) counts as due."""
+        wait = data.get("next_at", 0.0) - time.time()
+        return wait <= 0 or wait > max(self.interval_s, self.backoff_max_s) * (1 + JITTER)
 
     def _read(self) -> dict[str, Any] | None:
         """The file's content; parsed again only after it was replaced (every write is a rename)."""
@@ -127,7 +133,7 @@ class SlurmStatus:
             except BlockingIOError:
                 return False
             previous = self._read() or {}
-            if time.time() < previous.get("next_at", 0.0):  # another process polled meanwhile
+            if previous and not self._due(previous):  # another process polled meanwhile
                 return False
             write_json(self.path, self._poll(previous))
             return True
@@ -173,8 +179,9 @@ def sacct_states(job_ids: list[str]) -> dict[str, str]:
     except (OSError, subprocess.SubprocessError) as err:
         log.warning("sacct failed: %s", _reason(err))
         return {}
+    wanted = set(job_ids)
     rows = (line.split("|", 1) for line in out.splitlines() if "|" in line)
-    return {job_id: state for job_id, state in rows if job_id in job_ids}
+    return {job_id: state for job_id, state in rows if job_id in wanted}
 
 
 def _jitter() -> float:

@@ -116,7 +116,7 @@ def test_failed_jobs_are_seen_in_the_shared_answer(slurm, tmp_path):
 def test_a_failing_squeue_backs_off_and_keeps_the_last_answer(slurm, tmp_path, monkeypatch):
     """squeue fails (here: the controller is down, a configuration naming a port nobody listens on):
     the wait doubles per failure up to the cap, the last good answer stays; while another process
-    holds the lock nobody polls."""
+    holds the lock nobody polls; a next poll set impossibly far ahead (a clock set back) is due."""
     calls = tmp_path / "calls.log"
     monkeypatch.setenv("PATH", _counting_path(tmp_path / "bin", calls))
     status = SlurmStatus(tmp_path / "status.json", interval_s=0.05, backoff_max_s=0.3)
@@ -152,3 +152,7 @@ def test_a_failing_squeue_backs_off_and_keeps_the_last_answer(slurm, tmp_path, m
     assert fresh is not None and fresh.taken_at > first.taken_at and len(_calls(calls, "squeue")) == 1 + 5
     data = json.loads(status.path.read_text())
     assert data["failures"] == 0 and data["error"] == ""
+
+    # A next poll further off than any wait this poller sets: the clock was set back. Poll now.
+    status.path.write_text(json.dumps({**data, "next_at": data["next_at"] + 86400}))
+    assert status.current().taken_at > fresh.taken_at and len(_calls(calls, "squeue")) == 1 + 6
