@@ -166,6 +166,7 @@ def main() -> None:
                 rows.append(row)
     finally:
         slurm.stop()
+    shutil.rmtree(root, ignore_errors=True)
     print("\n| code | jobs in flight | status RPCs/min | by type (per min) | squeue calls/min | sacct calls/min |")
     print("|---|---|---|---|---|---|")
     for r in rows:
