@@ -13,6 +13,7 @@ this folder (``/proc/<pid>/cmdline``) so a reused pid is never mistaken for our 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import signal
@@ -131,7 +132,11 @@ def outcome(job: submitit.Job[Any], record: JobRecord, status: Snapshot | None =
 
 
 def _all_appear(paths: list[Path], wait_s: float = 15.0) -> bool:
-    """Whether every path exists, allowing a slow shared filesystem ``wait_s`` to show them (as submitit does)."""
+    """Whether every path exists, allowing a slow shared filesystem ``wait_s`` to show them. As in
+    submitit, a chmod of each folder to its own mode makes an NFS client drop its cached listing."""
+    for folder in {p.parent for p in paths}:
+        with contextlib.suppress(OSError):
+            folder.chmod(folder.stat().st_mode)
     deadline = time.monotonic() + wait_s
     while not all(p.exists() for p in paths):
         if time.monotonic() >= deadline:
