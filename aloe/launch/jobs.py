@@ -85,17 +85,22 @@ def _local_alive_or_finishing(job: submitit.Job[Any], record: JobRecord, grace_s
         time.sleep(0.1)
 
 
-def is_done(job: submitit.Job[Any], record: JobRecord, status: Snapshot | None = None) -> bool:
+def is_done(job: submitit.Job[Any], record: JobRecord, status: Snapshot | None = None,
+            returned_at: float | None = None, grace_s: float = 60.0) -> bool:
     """Whether the job has ended; ``status`` is the shared answer of this poll round (SLURM).
 
-    A SLURM job whose every task wrote a "success" result is done at once. Otherwise it is done
-    once an answer taken after its submission no longer lists it: a job that SLURM requeues on
-    preemption (PreemptMode=REQUEUE) stays listed and leaves the error pickle of its killed
-    attempt behind (submitit's own ``scontrol requeue`` fails on a job already requeued), which
-    the next attempt overwrites with the real result. Without an answer nothing is concluded.
+    A SLURM job is done once an answer taken after its submission no longer lists it, even when
+    a result pickle exists: a job that SLURM requeues on preemption (PreemptMode=REQUEUE) stays
+    listed and leaves the error pickle of its killed attempt behind (submitit's own ``scontrol
+    requeue`` fails on a job already requeued), which the next attempt overwrites with the real
+    result. A job whose every task has returned (``returned_at``, from :func:`returned_at`) is
+    also done ``grace_s`` after that while SLURM still lists it: an epilog that hangs is not the
+    job's failure. Without an answer nothing else is concluded.
     """
     if record.cluster == "slurm":
-        return _succeeded(job) or (status is not None and status.has_left(record.job_id, record.submitted_at))
+        if status is not None and status.has_left(record.job_id, record.submitted_at):
+            return True
+        return returned_at is not None and time.time() - returned_at > grace_s
     if all(p.exists() for p in _result_pickles(job)):
         return True
     if record.cluster == "local":
@@ -103,16 +108,18 @@ def is_done(job: submitit.Job[Any], record: JobRecord, status: Snapshot | None =
     return job.done()
 
 
-def _succeeded(job: submitit.Job[Any]) -> bool:
+def returned_at(job: submitit.Job[Any]) -> float | None:
+    """When the last task of the job wrote a "success" result (file time), None while any task has
+    not. submitit writes the pickle elsewhere and renames it, so it is never seen half-written."""
+    times = []
     for path in _result_pickles(job):
-        # submitit writes the pickle elsewhere and renames it: never seen half-written. Any failure
-        # to load it (it holds arbitrary objects) leaves the decision to the shared answer.
         try:
-            if not path.exists() or pickle_load(path)[0] != "success":
-                return False
-        except Exception:  # noqa: BLE001
-            return False
-    return True
+            if pickle_load(path)[0] != "success":
+                return None
+            times.append(path.stat().st_mtime)
+        except Exception:  # noqa: BLE001 - missing, or holds what this process cannot load: not known
+            return None
+    return max(times, default=None)
 
 
 def outcome(job: submitit.Job[Any], record: JobRecord, status: Snapshot | None = None) -> tuple[bool, Any]:

@@ -205,10 +205,13 @@ class _Run:
                 self._submit(batch)
                 active += batch
             still = []
-            status = self.status.current() if self.cluster == "slurm" and active else None
-            for item in active:
+            status, returned = None, [None] * len(active)
+            if self.cluster == "slurm" and active:
+                returned = [jobs.returned_at(i.job) for i in active]
+                status = self.status.current(finishing=any(t is not None for t in returned))
+            for item, returned_at in zip(active, returned):
                 assert item.job is not None and item.record is not None
-                if not jobs.is_done(item.job, item.record, status):
+                if not jobs.is_done(item.job, item.record, status, returned_at, self.status.interval_s):
                     still.append(item)
                 elif self._finish(item, status):
                     pending.append(item)

@@ -23,7 +23,10 @@ reading the file. Intervals are ``status_interval_s`` (default 60 s: a squeue co
 two RPCs, job and partition info, so this is 2 RPCs a minute) lengthened by up to 20 % at random
 so that several workflows drift apart; after a failed squeue the wait doubles per failure up to
 ``status_backoff_max_s`` (default 600 s). A failed poll keeps the previous answer: it is still
-true as of its ``taken_at``.
+true as of its ``taken_at``. While a waiting process has a job whose function has returned (its
+result file says so) but that the answer still lists, the answer is due ``FINISH_POLL_S`` after
+the last poll: the launcher returns once SLURM has let the job go (until then its GPUs count
+against the workflow's caps), seconds rather than an interval later.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ STATUS_FILE = "slurm_status.json"
 DEFAULT_INTERVAL_S = 60.0
 DEFAULT_BACKOFF_MAX_S = 600.0
 JITTER = 0.2
+FINISH_POLL_S = 5.0
 # submitted_at is written after sbatch returned, to the millisecond; the margin covers that rounding
 # and clock steps, at the cost of a later verdict on a job that ends within seconds of submission.
 SUBMIT_MARGIN_S = 2.0
@@ -88,23 +92,27 @@ class SlurmStatus:
         self.interval_s, self.backoff_max_s = float(interval_s), float(backoff_max_s)
         self._seen: tuple[tuple[int, int, int], dict[str, Any]] | None = None
 
-    def current(self) -> Snapshot | None:
+    def current(self, finishing: bool = False) -> Snapshot | None:
         """The latest answer, refreshed first when it is due and no other process is refreshing
-        it; None while no squeue call has succeeded yet."""
+        it; None while no squeue call has succeeded yet. ``finishing``: a job of the caller has
+        returned and waits to leave the queue."""
         data = self._read()
-        if data is None or self._due(data):
-            if self._refresh():
+        if data is None or self._due(data, finishing):
+            if self._refresh(finishing):
                 data = self._read()
         if data is None or "taken_at" not in data:
             return None
         ended = {k: v.get("state", "") for k, v in data.get("ended", {}).items()}
         return Snapshot(taken_at=data["taken_at"], live=data.get("live", {}), ended=ended)
 
-    def _due(self, data: dict[str, Any]) -> bool:
+    def _due(self, data: dict[str, Any], finishing: bool) -> bool:
         """Whether the answer should be refreshed; a ``next_at`` further off than any wait this
         poller sets (the clock was set back) counts as due."""
-        wait = data.get("next_at", 0.0) - time.time()
-        return wait <= 0 or wait > max(self.interval_s, self.backoff_max_s) * (1 + JITTER)
+        now = time.time()
+        wait = data.get("next_at", 0.0) - now
+        if wait <= 0 or wait > max(self.interval_s, self.backoff_max_s) * (1 + JITTER):
+            return True
+        return finishing and not data.get("failures") and now >= data.get("taken_at", 0.0) + FINISH_POLL_S
 
     def _read(self) -> dict[str, Any] | None:
         """The file's content; parsed again only after it was replaced (every write is a rename)."""
@@ -123,7 +131,7 @@ class SlurmStatus:
             self._seen = (key, data)
         return self._seen[1]
 
-    def _refresh(self) -> bool:
+    def _refresh(self, finishing: bool) -> bool:
         """Poll SLURM unless another process holds the lock or has just polled; True if polled."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -133,7 +141,7 @@ class SlurmStatus:
             except BlockingIOError:
                 return False
             previous = self._read() or {}
-            if previous and not self._due(previous):  # another process polled meanwhile
+            if previous and not self._due(previous, finishing):  # another process polled meanwhile
                 return False
             write_json(self.path, self._poll(previous))
             return True

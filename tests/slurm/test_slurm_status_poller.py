@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from aloe.launch.poller import SlurmStatus
+from aloe.launch.poller import FINISH_POLL_S, SlurmStatus
 from aloe.launch.record import read_record
 
 HERE = Path(__file__).resolve().parent
@@ -77,17 +77,24 @@ def _wait_all(work: Path, calls: Path, fn: str, kwargs: list[dict], resources: d
 
 
 @pytest.mark.parametrize("waiters", [1, 6])
-def test_waiting_processes_share_one_squeue(slurm, tmp_path, waiters):
-    """With an hour between polls, the first waiting process asks squeue once and nobody asks
-    again: each job's success is read from its result file, and nobody calls sacct."""
+def test_waiting_processes_share_the_polls(slurm, tmp_path, waiters):
+    """With an hour between polls, jobs that return are seen leaving the queue through polls
+    FINISH_POLL_S apart at most, one for all waiting processes however many there are; sacct is
+    only the poller's call for the jobs that left, never submitit's per process."""
     calls = tmp_path / "calls.log"
     resources = {"cpus_per_task": 1, "mem_gb": 0.5, "timeout_min": 5, "status_interval_s": 3600}
     kwargs = [{"seconds": 2, "value": 10 + k} for k in range(waiters)]
+    start = time.monotonic()
     outcomes = _wait_all(tmp_path, calls, "nap", kwargs, resources)
+    elapsed = time.monotonic() - start
     assert outcomes == [{"result": 10 + k} for k in range(waiters)]
-    assert len(_calls(calls, "squeue")) == 1 and _calls(calls, "sacct") == []
+    records = [read_record(tmp_path / f"out{k}", tmp_path / "jobs") for k in range(waiters)]
     status = json.loads((tmp_path / "slurm_status.json").read_text())
     assert status["failures"] == 0 and status["next_at"] >= status["taken_at"] + 3600
+    assert not set(status["live"]) & {r.job_id for r in records}  # the launchers returned once SLURM let go
+    squeues, saccts = _calls(calls, "squeue"), _calls(calls, "sacct")
+    assert 2 <= len(squeues) <= 1 + elapsed / FINISH_POLL_S, (len(squeues), elapsed)
+    assert all(c.startswith("sacct -X -n -P -o JobID,State -j ") for c in saccts) and len(saccts) < len(squeues)
 
 
 def test_failed_jobs_are_seen_in_the_shared_answer(slurm, tmp_path):
