@@ -55,6 +55,7 @@ class _Item:
     record: JobRecord | None = None
     job: submitit.Job[Any] | None = None
     attempts: int = 0  # submissions made by this call
+    returned_at: float | None = None  # when the current job's function returned (SLURM; jobs.returned_at)
     attached: bool = False  # the current job came from an earlier launcher run
     result: Any = None
     error: str = ""
@@ -205,13 +206,15 @@ class _Run:
                 self._submit(batch)
                 active += batch
             still = []
-            status, returned = None, [None] * len(active)
+            status = None
             if self.cluster == "slurm" and active:
-                returned = [jobs.returned_at(i.job) for i in active]
-                status = self.status.current(finishing=any(t is not None for t in returned))
-            for item, returned_at in zip(active, returned):
+                for item in active:
+                    if item.returned_at is None:  # once returned, a job does not run again
+                        item.returned_at = jobs.returned_at(item.job)
+                status = self.status.current(finishing=any(i.returned_at is not None for i in active))
+            for item in active:
                 assert item.job is not None and item.record is not None
-                if not jobs.is_done(item.job, item.record, status, returned_at, self.status.interval_s):
+                if not jobs.is_done(item.job, item.record, status, item.returned_at, self.status.interval_s):
                     still.append(item)
                 elif self._finish(item, status):
                     pending.append(item)
@@ -235,7 +238,7 @@ class _Run:
         item.record = record
         if record is None or record.state != "submitted":
             return False
-        item.job, item.attached, item.attempts = jobs.rebuild(record), True, 1
+        item.job, item.attached, item.attempts, item.returned_at = jobs.rebuild(record), True, 1, None
         log.info("re-attached to job %s for %s", record.job_id, item.output)
         return True
 
@@ -256,7 +259,7 @@ class _Run:
                         submitted = [executor.submit(self.fn, **i.kwargs) for i in group]
             for item, job in zip(group, submitted):
                 history = item.record.history if item.record else []
-                item.job, item.attached = job, False
+                item.job, item.attached, item.returned_at = job, False, None
                 item.attempts += 1
                 item.record = JobRecord(
                     call=item.key,
