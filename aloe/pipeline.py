@@ -142,7 +142,8 @@ def run_stage(fn: str, kwargs: Mapping[str, Any], *, launch: Mapping[str, Any] |
 
     ``launch``: {"output": path the job produces, "resources": the stage's resource block,
     "executor": auto | slurm | local | inprocess, "log_dir": where job logs go,
-    "detach_on_interrupt": bool, "checkpointable": bool, "outputs": every output of the rule (kept
+    "detach_on_interrupt": bool, "status_file": the shared SLURM status answer (optional),
+    "checkpointable": bool, "outputs": every output of the rule (kept
     by the job for a restarted workflow, see ``aloe.launch.kept``)}. With ``checkpointable``, ``fn`` is a
     factory that returns a ``submitit.helpers.Checkpointable`` job, which runs as
     :class:`CheckpointableStage` so that SLURM preemption and time limits requeue it. The stage
@@ -168,7 +169,7 @@ def run_stage(fn: str, kwargs: Mapping[str, Any], *, launch: Mapping[str, Any] |
         restore_outputs(outputs, keep_dir)  # of a job that finished while no workflow waited for it
         result = submit(job, {}, output=launch["output"], resources=launch["resources"], log_dir=launch["log_dir"],
                         executor=launch["executor"], detach_on_interrupt=launch.get("detach_on_interrupt", False),
-                        call=call)
+                        call=call, status_file=launch.get("status_file"))
         drop_kept(keep_dir)
         return result
 
@@ -193,7 +194,8 @@ def rule_resources(config: Mapping[str, Any], stage: str) -> dict[str, int]:
 def launch_settings(config: Mapping[str, Any], stage: str, rule: str) -> dict[str, Any]:
     """The launcher settings of a job-running rule, read from the workflow config when it runs:
     the preset's ``cluster`` keys under its ``resources.<stage>`` block, ``launcher`` options, and
-    ``results/jobs/<stage>`` for job logs and records. Jobs are named ``aloe.<rule>`` unless the
+    ``results/jobs/<stage>`` for job logs and records; every rule shares the SLURM status answer
+    ``results/jobs/slurm_status.json`` (``aloe.launch.poller``). Jobs are named ``aloe.<rule>`` unless the
     resources name them, so squeue / sacct show which stage a job belongs to. A stage with
     ``where: submit_host`` runs in the rule's own process (executor ``inprocess``, no sbatch)."""
     from aloe.launch.resources import runs_on_submit_host
@@ -203,7 +205,8 @@ def launch_settings(config: Mapping[str, Any], stage: str, rule: str) -> dict[st
     resources.setdefault("name", f"aloe.{rule}")
     executor = "inprocess" if runs_on_submit_host(resources) else study["launcher"]["executor"]
     return {"resources": resources, "executor": executor,
-            "detach_on_interrupt": study["launcher"]["detach_on_interrupt"], "log_dir": f"results/jobs/{stage}"}
+            "detach_on_interrupt": study["launcher"]["detach_on_interrupt"], "log_dir": f"results/jobs/{stage}",
+            "status_file": "results/jobs/slurm_status.json"}
 
 
 def stage_kwargs(rule: str, params: Mapping[str, Any], inputs: Any, outputs: Any) -> dict[str, Any]:

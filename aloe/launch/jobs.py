@@ -1,18 +1,21 @@
 """Talking to one submitted job: rebuild it from a record, poll it, read its outcome, cancel it.
 
-submitit rebuilds a SLURM job from (folder, job id) alone: ``SlurmJob`` asks sacct for its state
-and reads the result pickle. A re-created ``LocalJob`` has no process handle (submitit keeps
-those only in the submitting interpreter), so it reports "done" while the job still runs;
-for local jobs we therefore check the controller process ourselves by pid, and confirm the pid
-is still submitit's controller for this folder (``/proc/<pid>/cmdline``) so a reused pid is
-never mistaken for our job nor signalled.
+submitit rebuilds a SLURM job from (folder, job id) alone and reads its result pickle. Whether a
+SLURM job has ended comes from the workflow's shared status answer (``aloe.launch.poller``), never
+from submitit's own watcher: that one calls sacct from every waiting process (``job.done()``,
+``job.state``), so those are only called where the shared answer cannot tell.
+
+A re-created ``LocalJob`` has no process handle (submitit keeps those only in the submitting
+interpreter), so it reports "done" while the job still runs; for local jobs we therefore check
+the controller process ourselves by pid, and confirm the pid is still submitit's controller for
+this folder (``/proc/<pid>/cmdline``) so a reused pid is never mistaken for our job nor signalled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
-import pwd
 import signal
 import subprocess
 import time
@@ -20,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import submitit
-from submitit.core.utils import UncompletedJobError
+from submitit.core.utils import UncompletedJobError, pickle_load
 from submitit.local.local import LocalJob
 
+from aloe.launch.poller import Snapshot
 from aloe.launch.record import JobRecord
 from aloe.launch.resources import DEFAULT_TIMEOUT_MIN
 
@@ -68,23 +72,6 @@ def local_alive(job_id: str, folder: str) -> bool:
     return b"submitit.local._local" in cmdline and os.fsencode(folder) in cmdline
 
 
-def slurm_live_ids() -> set[str] | None:
-    """Ids of this user's jobs SLURM still knows as queued/running (array tasks one by one).
-
-    submitit learns that a job ended from sacct; without accounting (or when sacct lags) it
-    would wait forever for a job that died without a result, so squeue backs it up.
-    None when squeue itself fails: then nothing is concluded from it.
-    """
-    user = pwd.getpwuid(os.getuid()).pw_name
-    try:
-        out = subprocess.run(
-            ["squeue", "-h", "-r", "-o", "%i", "-u", user], capture_output=True, text=True, timeout=60, check=True
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return set(out.split())
-
-
 def _local_alive_or_finishing(job: submitit.Job[Any], record: JobRecord, grace_s: float = 5.0) -> bool:
     """A local controller that looks gone is watched for ``grace_s`` before it counts as dead: its
     result pickle can become visible a moment after the process check, and a controller that has
@@ -98,16 +85,22 @@ def _local_alive_or_finishing(job: submitit.Job[Any], record: JobRecord, grace_s
         time.sleep(0.1)
 
 
-def is_done(job: submitit.Job[Any], record: JobRecord, slurm_live: set[str] | None = None) -> bool:
-    """Whether the job has ended; ``slurm_live`` is one ``slurm_live_ids()`` answer per poll round.
+def is_done(job: submitit.Job[Any], record: JobRecord, status: Snapshot | None = None,
+            returned_at: float | None = None, grace_s: float = 60.0) -> bool:
+    """Whether the job has ended; ``status`` is the shared answer of this poll round (SLURM).
 
-    On SLURM a job squeue still lists is not done, even when a result pickle exists: a job that
-    SLURM requeues on preemption (PreemptMode=REQUEUE) leaves the error pickle of its killed
-    attempt behind (submitit's own ``scontrol requeue`` fails on a job already requeued), and
-    the next attempt overwrites it with the real result.
+    A SLURM job is done once an answer taken after its submission no longer lists it, even when
+    a result pickle exists: a job that SLURM requeues on preemption (PreemptMode=REQUEUE) stays
+    listed and leaves the error pickle of its killed attempt behind (submitit's own ``scontrol
+    requeue`` fails on a job already requeued), which the next attempt overwrites with the real
+    result. A job whose every task has returned (``returned_at``, from :func:`returned_at`) is
+    also done ``grace_s`` after that while SLURM still lists it: an epilog that hangs is not the
+    job's failure. Without an answer nothing else is concluded.
     """
-    if record.cluster == "slurm" and slurm_live is not None:
-        return record.job_id not in slurm_live
+    if record.cluster == "slurm":
+        if status is not None and status.has_left(record.job_id, record.submitted_at):
+            return True
+        return returned_at is not None and time.time() - returned_at > grace_s
     if all(p.exists() for p in _result_pickles(job)):
         return True
     if record.cluster == "local":
@@ -115,21 +108,57 @@ def is_done(job: submitit.Job[Any], record: JobRecord, slurm_live: set[str] | No
     return job.done()
 
 
-def outcome(job: submitit.Job[Any], record: JobRecord) -> tuple[bool, Any]:
+def returned_at(job: submitit.Job[Any]) -> float | None:
+    """When the last task of the job wrote a "success" result (file time), None while any task has
+    not. submitit writes the pickle elsewhere and renames it, so it is never seen half-written."""
+    times = []
+    for path in _result_pickles(job):
+        try:
+            if pickle_load(path)[0] != "success":
+                return None
+            times.append(path.stat().st_mtime)
+        except Exception:  # noqa: BLE001 - missing, or holds what this process cannot load: not known
+            return None
+    return max(times, default=None)
+
+
+def outcome(job: submitit.Job[Any], record: JobRecord, status: Snapshot | None = None) -> tuple[bool, Any]:
     """(True, result of task 0) on success, else (False, error text). Call once ``is_done``."""
     if record.cluster == "local" and not all(p.exists() for p in _result_pickles(job)):
         # The controller has exited without a result: killed, timed out or cancelled.
         return False, f"local job {record.job_id} ended without a result\n{_tail(job.paths.stderr)}"
+    if record.cluster == "slurm" and not _all_appear(_result_pickles(job)):
+        # What submitit's results() would say, without its sacct call for the state.
+        state = (status.end_state(record.job_id) if status is not None else None) or "unknown"
+        return False, (f"Job {record.job_id} has not produced any output (state: {state})\n"
+                       f"{_tail(job.paths.stderr)}")
     try:
         return True, job.results()[0]
     except UncompletedJobError as err:  # FailedJobError (the job raised) is a subclass
         return False, str(err)
 
 
-def classify(job: submitit.Job[Any], record: JobRecord, error: str) -> str:
-    """'oom', 'timeout' or 'error' for a failed job, from its state, error text and logs."""
+def _all_appear(paths: list[Path], wait_s: float = 15.0) -> bool:
+    """Whether every path exists, allowing a slow shared filesystem ``wait_s`` to show them. As in
+    submitit, a chmod of each folder to its own mode makes an NFS client drop its cached listing."""
+    for folder in {p.parent for p in paths}:
+        with contextlib.suppress(OSError):
+            folder.chmod(folder.stat().st_mode)
+    deadline = time.monotonic() + wait_s
+    while not all(p.exists() for p in paths):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(1.0)
+    return True
+
+
+def classify(job: submitit.Job[Any], record: JobRecord, error: str, status: Snapshot | None = None) -> str:
+    """'oom', 'timeout' or 'error' for a failed job, from its state, error text and logs. The SLURM
+    state comes from the shared answer; only a job it has no end state for (one that came and went
+    between two polls) asks submitit, which calls sacct once."""
     if record.cluster == "slurm":
-        state = str(job.state).split()[0].upper()
+        state = status.end_state(record.job_id) if status is not None else None
+        state = state or str(job.state).split()[0].upper()
         if state in _SLURM_STATES:
             return _SLURM_STATES[state]
     tail = _tail(job.paths.stderr)

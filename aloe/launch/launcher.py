@@ -36,8 +36,9 @@ from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 import submitit
 
 from aloe.launch import jobs
+from aloe.launch.poller import STATUS_FILE, SlurmStatus, Snapshot
 from aloe.launch.record import JobRecord, call_key, now_iso, read_record, write_record
-from aloe.launch.resources import check_resources, escalate, executor_arguments
+from aloe.launch.resources import check_resources, escalate, executor_arguments, status_settings
 
 ExecutorName = Literal["auto", "slurm", "local", "inprocess"]
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class _Item:
     record: JobRecord | None = None
     job: submitit.Job[Any] | None = None
     attempts: int = 0  # submissions made by this call
+    returned_at: float | None = None  # when the current job's function returned (SLURM; jobs.returned_at)
     attached: bool = False  # the current job came from an earlier launcher run
     result: Any = None
     error: str = ""
@@ -104,6 +106,7 @@ def launch(
     detach_on_interrupt: bool = False,
     poll_s: float = 1.0,
     call: str | None = None,
+    status_file: str | os.PathLike | None = None,
 ) -> Any:
     """Run ``fn(**kwargs)`` as a job that produces ``output``; return its result.
 
@@ -111,7 +114,7 @@ def launch(
     instance (passed to submitit unchanged, so it is requeued on preemption/timeout). ``fn``
     writes ``output`` itself; the launcher writes only its job record (``record.record_path``). ``call`` identifies
     the call for re-attaching (default: ``record.call_key(fn, kwargs)``); pass one when ``fn``
-    carries its arguments inside, as a Checkpointable does.
+    carries its arguments inside, as a Checkpointable does. ``status_file``: see ``launch_many``.
     """
     return launch_many(
         fn,
@@ -123,6 +126,7 @@ def launch(
         detach_on_interrupt=detach_on_interrupt,
         poll_s=poll_s,
         calls=None if call is None else [call],
+        status_file=status_file,
     )[0]
 
 
@@ -137,6 +141,7 @@ def launch_many(
     detach_on_interrupt: bool = False,
     poll_s: float = 1.0,
     calls: Sequence[str] | None = None,
+    status_file: str | os.PathLike | None = None,
 ) -> list[Any]:
     """Run ``fn(**kwargs)`` for each kwargs (one output each); results in input order.
 
@@ -145,6 +150,11 @@ def launch_many(
     many processes at a time (default: the CPU count). Jobs failing with OOM or timeout are
     resubmitted with escalated memory and time, up to ``max_attempts`` submissions per output;
     other failures are reported, not retried, after every job has ended.
+
+    Every ``poll_s`` the call looks at its jobs' result files and at the shared SLURM status
+    answer in ``status_file`` (default ``<log_dir>/slurm_status.json``; the workflow passes one
+    file for all its rules), which at most one process refreshes per ``status_interval_s``
+    (``aloe.launch.poller``).
     """
     if len(kwargs_list) != len(outputs):
         raise ValueError(f"launch_many: {len(kwargs_list)} kwargs but {len(outputs)} outputs")
@@ -159,7 +169,8 @@ def launch_many(
     if len(keys) != len(paths):
         raise ValueError(f"launch_many: {len(keys)} call keys but {len(paths)} outputs")
     items = [_Item(p, dict(kw), k) for p, kw, k in zip(paths, kwargs_list, keys)]
-    run = _Run(fn, res, cluster, Path(log_dir).absolute(), poll_s)
+    status_path = None if status_file is None else Path(status_file).absolute()
+    run = _Run(fn, res, cluster, Path(log_dir).absolute(), poll_s, status_path)
     with _sigterm_as_interrupt():
         try:
             run.execute(items)
@@ -177,8 +188,10 @@ def launch_many(
 
 
 class _Run:
-    def __init__(self, fn: Callable[..., Any], resources: dict[str, Any], cluster: str, folder: Path, poll_s: float):
+    def __init__(self, fn: Callable[..., Any], resources: dict[str, Any], cluster: str, folder: Path, poll_s: float,
+                 status_file: Path | None = None):
         self.fn, self.resources, self.cluster, self.folder, self.poll_s = fn, resources, cluster, folder, poll_s
+        self.status = SlurmStatus(status_file or folder / STATUS_FILE, **status_settings(resources))
         self.max_attempts = int(resources.get("max_attempts", 3))
         default_width = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         self.local_width = int(resources.get("array_parallelism", default_width))
@@ -194,12 +207,17 @@ class _Run:
                 self._submit(batch)
                 active += batch
             still = []
-            live = jobs.slurm_live_ids() if self.cluster == "slurm" and active else None
+            status = None
+            if self.cluster == "slurm" and active:
+                for item in active:
+                    if item.returned_at is None:  # once returned, a job does not run again
+                        item.returned_at = jobs.returned_at(item.job)
+                status = self.status.current(finishing=any(i.returned_at is not None for i in active))
             for item in active:
                 assert item.job is not None and item.record is not None
-                if not jobs.is_done(item.job, item.record, live):
+                if not jobs.is_done(item.job, item.record, status, item.returned_at, self.status.interval_s):
                     still.append(item)
-                elif self._finish(item):
+                elif self._finish(item, status):
                     pending.append(item)
             active = still
             if active:
@@ -221,7 +239,7 @@ class _Run:
         item.record = record
         if record is None or record.state != "submitted":
             return False
-        item.job, item.attached, item.attempts = jobs.rebuild(record), True, 1
+        item.job, item.attached, item.attempts, item.returned_at = jobs.rebuild(record), True, 1, None
         log.info("re-attached to job %s for %s", record.job_id, item.output)
         return True
 
@@ -242,7 +260,7 @@ class _Run:
                         submitted = [executor.submit(self.fn, **i.kwargs) for i in group]
             for item, job in zip(group, submitted):
                 history = item.record.history if item.record else []
-                item.job, item.attached = job, False
+                item.job, item.attached, item.returned_at = job, False, None
                 item.attempts += 1
                 item.record = JobRecord(
                     call=item.key,
@@ -259,11 +277,11 @@ class _Run:
                 write_record(item.output, self.folder, item.record)
                 log.info("submitted job %s (attempt %d) for %s", job.job_id, item.record.attempt, item.output)
 
-    def _finish(self, item: _Item) -> bool:
+    def _finish(self, item: _Item, status: Snapshot | None = None) -> bool:
         """Record a finished job; return True when it should be submitted again."""
         assert item.job is not None and item.record is not None
         record = item.record
-        ok, value = jobs.outcome(item.job, record)
+        ok, value = jobs.outcome(item.job, record, status)
         if ok and item.attached and not _appears(item.output):
             # The job of an earlier run finished, but its output is gone: the workflow removes the
             # outputs of an interrupted rule before running it again. Run it again (a training run
@@ -278,7 +296,7 @@ class _Run:
             item.result, record.state = value, "succeeded"
             write_record(item.output, self.folder, record)
             return False
-        kind = jobs.classify(item.job, record, value)
+        kind = jobs.classify(item.job, record, value, status)
         record.end_attempt(kind)
         write_record(item.output, self.folder, record)
         if item.attached:

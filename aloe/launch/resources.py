@@ -30,6 +30,9 @@ max_mem_gb, max_timeout_min launcher: caps for the escalation
 where                       workflow: ``cluster`` (default: a job) or ``submit_host`` (the rule
                             runs the stage in its own process on the host that runs Snakemake,
                             no sbatch: for internet-bound work where compute nodes have none)
+status_interval_s           launcher: seconds between the shared squeue polls of all waiting
+                            processes (default 60; ``aloe.launch.poller``); set it in ``cluster``
+status_backoff_max_s        launcher: longest wait between polls while squeue fails (default 600)
 ==========================  =============================================================
 """
 
@@ -60,6 +63,8 @@ RESOURCE_KEYS: dict[str, type | tuple[type, ...]] = {
     "max_mem_gb": (int, float),
     "max_timeout_min": (int, float),
     "where": str,
+    "status_interval_s": (int, float),
+    "status_backoff_max_s": (int, float),
 }
 WHERE = ("cluster", "submit_host")
 _SLURM_ONLY = ("partition", "account", "qos", "constraint", "additional_parameters", "setup")
@@ -134,6 +139,12 @@ def escalate(resources: Mapping[str, Any], failures: int) -> dict[str, Any]:
         float(res.get("timeout_min", DEFAULT_TIMEOUT_MIN)) * factor, res.get("max_timeout_min")
     )
     return res
+
+
+def status_settings(resources: Mapping[str, Any]) -> dict[str, float]:
+    """``aloe.launch.poller.SlurmStatus`` keyword arguments from checked resources."""
+    names = {"status_interval_s": "interval_s", "status_backoff_max_s": "backoff_max_s"}
+    return {arg: float(resources[key]) for key, arg in names.items() if key in resources}
 
 
 def runs_on_submit_host(resources: Mapping[str, Any]) -> bool:
