@@ -117,7 +117,7 @@ def returned_at(job: submitit.Job[Any]) -> float | None:
             if pickle_load(path)[0] != "success":
                 return None
             times.append(path.stat().st_mtime)
-        except Exception:  # noqa: BLE001 - missing, or holds what this process cannot load: not known
+        except Exception:
             return None
     return max(times, default=None)
 
