@@ -32,17 +32,19 @@ REPLACED = (("teachers",), ("alignment_sets",), ("evaluation", "datasets"), ("ab
             ("cluster",), ("resources", "*"))
 
 
-def _replaced(path: tuple[str, ...]) -> bool:
-    return any(len(p) == len(path) and all(a in ("*", b) for a, b in zip(p, path)) for p in REPLACED)
+def _replaced(path: tuple[str, ...], replaced: Sequence[tuple[str, ...]]) -> bool:
+    return any(len(p) == len(path) and all(a in ("*", b) for a, b in zip(p, path)) for p in replaced)
 
 
-def overlay(base: Mapping[str, Any], over: Mapping[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``base`` with ``over`` merged in (see the module docstring); neither is modified."""
+def overlay(base: Mapping[str, Any], over: Mapping[str, Any], path: tuple[str, ...] = (),
+            replaced: Sequence[tuple[str, ...]] = REPLACED) -> dict[str, Any]:
+    """``base`` with ``over`` merged in (see the module docstring); neither is modified. With
+    ``replaced=()`` it is Snakemake's ``--configfile`` merge (every mapping merges key by key)."""
     out = copy.deepcopy(dict(base))
     for key, value in over.items():
         here = (*path, key)
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and not _replaced(here):
-            out[key] = overlay(out[key], value, here)
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and not _replaced(here, replaced):
+            out[key] = overlay(out[key], value, here, replaced)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -80,14 +82,9 @@ def resolve_presets(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def _load(configfiles: Sequence[str | Path]) -> dict[str, Any]:
     """config.yaml and the ``--configfile`` files, merged key by key as Snakemake merges them."""
-    def merge(a: dict, b: Mapping) -> dict:
-        for k, v in b.items():
-            a[k] = merge(a.get(k, {}), v) if isinstance(v, Mapping) and isinstance(a.get(k), dict) else v
-        return a
-
     config: dict[str, Any] = {}
     for path in configfiles:
-        merge(config, yaml.safe_load(Path(path).read_text()) or {})
+        config = overlay(config, yaml.safe_load(Path(path).read_text()) or {}, replaced=())
     return config
 
 

@@ -54,7 +54,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset
 
 from aloe.data.augment import decode_image, random_resized_crop, sample_seed, stack_images, to_nchw
-from aloe.data.streams import in_stream_order, run_streams
+from aloe.data.streams import in_stream_order, joined_batches, run_streams
 from aloe.data.subsets import read_keys
 from aloe.data.tario import SkipCounter, image_extension, iter_shard, resolve_shards
 
@@ -243,17 +243,12 @@ class AlignmentLoader:
 
     def _tail(self, leftovers: list[dict[str, Any]]) -> Iterator[AlignmentBatch]:
         """The streams' leftovers, in stream order, as full batches and one last partial batch."""
-        if not leftovers:
-            return
-        pixels = torch.cat([m["pixels"] for m in leftovers])
-        labels = torch.cat([m["labels"] for m in leftovers])
-        keys = [k for m in leftovers for k in m["keys"]]
-        for i, start in enumerate(range(0, len(keys), self.batch_size)):
+        parts = [([m["pixels"], m["labels"]], m["keys"]) for m in leftovers]
+        for i, ((pixels, labels), keys) in enumerate(joined_batches(parts, self.batch_size)):
             if i < self._tail_done:
                 continue
             self._tail_done = i + 1
-            end = start + self.batch_size
-            yield self._batch(pixels[start:end], keys[start:end], labels[start:end])
+            yield self._batch(pixels, keys, labels)
 
     def _batch(self, pixels: torch.Tensor, keys: list[str], labels: torch.Tensor) -> AlignmentBatch:
         return AlignmentBatch(pixels=to_nchw(pixels, self.pixels_dtype), keys=keys,

@@ -25,7 +25,7 @@ from aloe.data.augment import (
     center_crop_resize, center_crop_resize_nearest, decode_image, stack_images, to_nchw,
 )
 from aloe.data.shards import read_meta, split_shards
-from aloe.data.streams import in_stream_order, run_streams
+from aloe.data.streams import in_stream_order, joined_batches, run_streams
 from aloe.data.tario import SkipCounter, image_extension, iter_shard
 
 
@@ -139,13 +139,9 @@ class EvalLoader:
                 continue
             yield self._batch(message["columns"], message["keys"])
         # the streams' leftovers, in stream order: full batches and at most one partial batch
-        held = [leftovers[s] for s in sorted(leftovers)]
-        if held:
-            columns = [torch.cat([m["columns"][i] for m in held]) for i in range(len(held[0]["columns"]))]
-            keys = [k for m in held for k in m["keys"]]
-            for start in range(0, len(keys), self.batch_size):
-                end = start + self.batch_size
-                yield self._batch([c[start:end] for c in columns], keys[start:end])
+        parts = [(leftovers[s]["columns"], leftovers[s]["keys"]) for s in sorted(leftovers)]
+        for columns, keys in joined_batches(parts, self.batch_size):
+            yield self._batch(columns, keys)
 
     def _batch(self, cols: list[torch.Tensor], keys: list[str]) -> EvalBatch | DenseBatch:
         if self.task == "classification":

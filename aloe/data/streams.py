@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 from typing import Any, Callable, Iterable, Iterator
 
+import torch
 from torch.utils.data import get_worker_info
 
 
@@ -75,4 +76,16 @@ def in_stream_order(
         yield message, (order[0] if order else None)
 
 
-__all__ = ["in_stream_order", "rotation", "run_streams"]
+def joined_batches(parts: list[tuple[list[torch.Tensor], list[str]]], batch_size: int
+                   ) -> Iterator[tuple[list[torch.Tensor], list[str]]]:
+    """The streams' leftovers ``(columns, keys)``, in the order given, joined and cut into
+    batches of ``batch_size`` (the last one may be partial)."""
+    if not parts:
+        return
+    columns = [torch.cat(column) for column in zip(*(cols for cols, _ in parts))]
+    keys = [k for _, part_keys in parts for k in part_keys]
+    for start in range(0, len(keys), batch_size):
+        yield [c[start : start + batch_size] for c in columns], keys[start : start + batch_size]
+
+
+__all__ = ["in_stream_order", "joined_batches", "rotation", "run_streams"]

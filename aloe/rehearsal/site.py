@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from aloe.config import overlay
 from aloe.io import write_text
 
 # Step counts, batches and sample counts of a run that takes minutes on 2 CPU cores.
@@ -70,13 +71,7 @@ def write_site_file(path: str | os.PathLike, site: Mapping[str, Any]) -> Path:
 
 def merged(config: Mapping[str, Any], site: Mapping[str, Any]) -> dict[str, Any]:
     """``config`` updated with ``site`` key by key, as Snakemake merges a --configfile."""
-    out = copy.deepcopy(dict(config))
-    for key, value in site.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+    return overlay(config, site, replaced=())
 
 
 def structure(study: Mapping[str, Any]) -> dict[str, Any]:
