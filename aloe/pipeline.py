@@ -143,6 +143,7 @@ def run_stage(fn: str, kwargs: Mapping[str, Any], *, launch: Mapping[str, Any] |
     ``launch``: {"output": path the job produces, "resources": the stage's resource block,
     "executor": auto | slurm | local | inprocess, "log_dir": where job logs go,
     "detach_on_interrupt": bool, "status_file": the shared SLURM status answer (optional),
+    "expected_min": the expected minutes of work, for a packed stage (optional),
     "checkpointable": bool, "outputs": every output of the rule (kept
     by the job for a restarted workflow, see ``aloe.launch.kept``)}. With ``checkpointable``, ``fn`` is a
     factory that returns a ``submitit.helpers.Checkpointable`` job, which runs as
@@ -169,7 +170,7 @@ def run_stage(fn: str, kwargs: Mapping[str, Any], *, launch: Mapping[str, Any] |
         restore_outputs(outputs, keep_dir)  # of a job that finished while no workflow waited for it
         result = submit(job, {}, output=launch["output"], resources=launch["resources"], log_dir=launch["log_dir"],
                         executor=launch["executor"], detach_on_interrupt=launch.get("detach_on_interrupt", False),
-                        call=call, status_file=launch.get("status_file"))
+                        call=call, status_file=launch.get("status_file"), expected_min=launch.get("expected_min"))
         drop_kept(keep_dir)
         return result
 
@@ -209,6 +210,17 @@ def launch_settings(config: Mapping[str, Any], stage: str, rule: str) -> dict[st
             "status_file": "results/jobs/slurm_status.json"}
 
 
+def job_minutes(config: Mapping[str, Any], fn: str, kwargs: Mapping[str, Any], wildcards: Mapping[str, str],
+                resources: Mapping[str, Any]) -> float:
+    """Expected minutes of one packed job (``aloe.launch.estimate.expected_minutes``); its backbone
+    is (a student of) the ``{teacher}`` wildcard's teacher."""
+    from aloe.launch.estimate import expected_minutes
+
+    teacher = wildcards.get("teacher")
+    source = config[config["preset"]]["teachers"].get(teacher, {}).get("source") if teacher else None
+    return expected_minutes(fn, kwargs, source, resources)
+
+
 def stage_kwargs(rule: str, params: Mapping[str, Any], inputs: Any, outputs: Any) -> dict[str, Any]:
     """The keyword arguments of a rule's stage function: ``params.kwargs`` plus its named input and
     output files (Snakemake ``Namedlist``s)."""
@@ -229,6 +241,9 @@ def run_snakemake_job(smk: Any) -> Any:
         launch = dict(launch_settings(smk.config, launch["stage"], smk.rule),
                       checkpointable=launch.get("checkpointable", False), output=smk.output[0],
                       outputs=list(smk.output))
+        if "pack_work_min" in launch["resources"]:
+            launch["expected_min"] = job_minutes(smk.config, params["fn"], kwargs, dict(smk.wildcards.items()),
+                                                 launch["resources"])
     log = smk.log[0] if len(smk.log) else None
     try:
         env = hub_environment(smk.config, params["launch"]["stage"] if launch is not None else None)

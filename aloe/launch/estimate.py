@@ -8,7 +8,8 @@ feature caching is a forward pass of one backbone (a quarter of a step's FLOPs) 
 run at the same MFU. Probes (LP, k-NN, zero-shot, dense) and explanations have no measured
 throughput here: they get no estimate. GPU-hours are the same however many GPUs a job spreads
 them over (linear scaling assumed). An estimate for planning and for asking an allocation, not a
-measurement of the whole study. Used by ``python -m aloe.launch plan`` (per job) and
+measurement of the whole study. Used by ``python -m aloe.launch plan`` (per job), by packing
+(``expected_minutes``: the work a packed call adds to its allocation) and by
 ``benchmarks/paper_gpu_hours.py`` (the README's table).
 """
 
@@ -69,6 +70,17 @@ def job_gpu_hours(fn: str, kwargs: Mapping[str, Any], hub_id: str | None) -> flo
     if fn == FEATURES_FN and kwargs.get("dataset") in DATASET_IMAGES:
         return features_gpu_hours(hub_id, kwargs["dataset"])
     return None
+
+
+def expected_minutes(fn: str, kwargs: Mapping[str, Any], hub_id: str | None, resources: Mapping[str, Any]) -> float:
+    """Expected wall minutes of one job (what packing sums, ``aloe.launch.pack``): the measured
+    estimate spread over the job's GPUs where one exists, else the stage's ``expected_min``
+    (default 1)."""
+    hours = job_gpu_hours(fn, kwargs, hub_id)
+    gpus = resources.get("nodes", 1) * resources.get("gpus_per_node", 0)
+    if hours is None or not gpus:
+        return float(resources.get("expected_min", 1.0))
+    return 60.0 * hours / gpus
 
 
 def estimate(paper: Mapping[str, Any]) -> list[tuple[str, int, float]]:

@@ -25,22 +25,20 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import submitit
 
-from aloe.launch import jobs
+from aloe.launch import jobs, pack
 from aloe.launch.poller import STATUS_FILE, SlurmStatus, Snapshot
 from aloe.launch.record import JobRecord, call_key, now_iso, read_record, write_record
-from aloe.launch.resources import check_resources, escalate, executor_arguments, status_settings
+from aloe.launch.resources import check_resources, escalate, status_settings
+from aloe.launch.submission import ExecutorName, clean_submission_env, make_executor, resolve_executor, submit_packs
 
-ExecutorName = Literal["auto", "slurm", "local", "inprocess"]
 log = logging.getLogger(__name__)
 
 
@@ -60,39 +58,9 @@ class _Item:
     attached: bool = False  # the current job came from an earlier launcher run
     result: Any = None
     error: str = ""
-
-
-def resolve_executor(executor: ExecutorName) -> str:
-    if executor == "auto":
-        return "slurm" if _slurm_answers() else "inprocess"
-    if executor not in ("slurm", "local", "inprocess"):
-        raise ValueError(f"executor: expected auto, slurm, local or inprocess, got {executor!r}")
-    return executor
-
-
-def _slurm_answers() -> bool:
-    """sbatch and srun are on PATH and ``sinfo`` reaches a controller. Slurm's client tools
-    installed without a configured cluster (a laptop, a CI image) do not count as a cluster."""
-    if not (shutil.which("sbatch") and shutil.which("srun")):
-        return False
-    try:
-        probe = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as err:
-        log.warning("executor auto: sbatch is on PATH but sinfo failed (%s): running in-process", err)
-        return False
-    if probe.returncode != 0:
-        log.warning("executor auto: sbatch is on PATH but no SLURM controller answers (sinfo: %s): running "
-                    "in-process; set launcher.executor to slurm to fail instead", probe.stderr.strip()[:200])
-        return False
-    return True
-
-
-def make_executor(resources: Mapping[str, Any], cluster: str, folder: str | os.PathLike) -> submitit.AutoExecutor:
-    """An AutoExecutor for ``cluster`` ("slurm" or "local") with ``resources`` applied."""
-    ctor, params = executor_arguments(resources, cluster)
-    executor = submitit.AutoExecutor(folder=folder, cluster=cluster, **ctor)
-    executor.update_parameters(**params)
-    return executor
+    expected_min: float = 1.0  # expected work, for packing
+    request: str | None = None  # the spool request waiting to be packed
+    alone: bool = False  # retried outside a pack (after its pack ran out of memory or time)
 
 
 def launch(
@@ -107,6 +75,7 @@ def launch(
     poll_s: float = 1.0,
     call: str | None = None,
     status_file: str | os.PathLike | None = None,
+    expected_min: float | None = None,
 ) -> Any:
     """Run ``fn(**kwargs)`` as a job that produces ``output``; return its result.
 
@@ -114,7 +83,8 @@ def launch(
     instance (passed to submitit unchanged, so it is requeued on preemption/timeout). ``fn``
     writes ``output`` itself; the launcher writes only its job record (``record.record_path``). ``call`` identifies
     the call for re-attaching (default: ``record.call_key(fn, kwargs)``); pass one when ``fn``
-    carries its arguments inside, as a Checkpointable does. ``status_file``: see ``launch_many``.
+    carries its arguments inside, as a Checkpointable does. ``status_file``, ``expected_min``: see
+    ``launch_many``.
     """
     return launch_many(
         fn,
@@ -127,6 +97,7 @@ def launch(
         poll_s=poll_s,
         calls=None if call is None else [call],
         status_file=status_file,
+        expected_mins=None if expected_min is None else [expected_min],
     )[0]
 
 
@@ -142,6 +113,7 @@ def launch_many(
     poll_s: float = 1.0,
     calls: Sequence[str] | None = None,
     status_file: str | os.PathLike | None = None,
+    expected_mins: Sequence[float] | None = None,
 ) -> list[Any]:
     """Run ``fn(**kwargs)`` for each kwargs (one output each); results in input order.
 
@@ -155,6 +127,10 @@ def launch_many(
     answer in ``status_file`` (default ``<log_dir>/slurm_status.json``; the workflow passes one
     file for all its rules), which at most one process refreshes per ``status_interval_s``
     (``aloe.launch.poller``).
+
+    With ``resources["pack_work_min"]`` the calls are packed with other waiting calls of equal
+    resources (``aloe.launch.pack``; its spool lies beside ``status_file``): ``expected_mins``
+    gives each call's expected work in minutes (default ``resources["expected_min"]``, else 1).
     """
     if len(kwargs_list) != len(outputs):
         raise ValueError(f"launch_many: {len(kwargs_list)} kwargs but {len(outputs)} outputs")
@@ -168,14 +144,17 @@ def launch_many(
     keys = list(calls) if calls is not None else [call_key(fn, kw) for kw in kwargs_list]
     if len(keys) != len(paths):
         raise ValueError(f"launch_many: {len(keys)} call keys but {len(paths)} outputs")
-    items = [_Item(p, dict(kw), k) for p, kw, k in zip(paths, kwargs_list, keys)]
+    default_min = float(res.get("expected_min", 1.0))
+    mins = list(expected_mins) if expected_mins is not None else [default_min] * len(paths)
+    items = [_Item(p, dict(kw), k, expected_min=m) for p, kw, k, m in zip(paths, kwargs_list, keys, mins)]
     status_path = None if status_file is None else Path(status_file).absolute()
     run = _Run(fn, res, cluster, Path(log_dir).absolute(), poll_s, status_path)
     with _sigterm_as_interrupt():
         try:
             run.execute(items)
         except KeyboardInterrupt:
-            live = [i for i in items if i.record is not None and i.record.state == "submitted"]
+            run.withdraw(items)
+            live = [i for i in items if i.record is not None and i.record.state == "submitted" and i.request is None]
             if detach_on_interrupt:
                 log.warning("interrupted: leaving %d job(s) running; a restart re-attaches", len(live))
             else:
@@ -192,15 +171,27 @@ class _Run:
                  status_file: Path | None = None):
         self.fn, self.resources, self.cluster, self.folder, self.poll_s = fn, resources, cluster, folder, poll_s
         self.status = SlurmStatus(status_file or folder / STATUS_FILE, **status_settings(resources))
+        self.packing = pack.packed(resources)
+        self.spool = pack.spool_dir(status_file or folder / STATUS_FILE)
         self.max_attempts = int(resources.get("max_attempts", 3))
         default_width = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         self.local_width = int(resources.get("array_parallelism", default_width))
 
     def execute(self, items: list[_Item]) -> None:
-        pending, active = [], []
+        pending, active, waiting = [], [], []
         for item in items:
             (active if self._attach(item) else pending).append(item)
-        while pending or active:
+        while pending or active or waiting:
+            if self.packing:
+                for item in [i for i in pending if not i.alone]:
+                    self._request(item)
+                    waiting.append(item)
+                pending = [i for i in pending if i.alone]
+            if waiting:
+                pack.broker_round(self.spool, submit_packs)
+                picked = [i for i in waiting if self._picked_up(i)]
+                waiting = [i for i in waiting if i not in picked]
+                active += picked
             room = len(pending) if self.cluster == "slurm" else self.local_width - len(active)
             if room > 0 and pending:
                 batch, pending = pending[:room], pending[room:]
@@ -215,13 +206,48 @@ class _Run:
                 status = self.status.current(finishing=any(i.returned_at is not None for i in active))
             for item in active:
                 assert item.job is not None and item.record is not None
-                if not jobs.is_done(item.job, item.record, status, item.returned_at, self.status.interval_s):
+                if not self._is_done(item, status):
                     still.append(item)
                 elif self._finish(item, status):
                     pending.append(item)
             active = still
-            if active:
+            if active or waiting:
                 time.sleep(self.poll_s)
+
+    def _is_done(self, item: _Item, status: Snapshot | None) -> bool:
+        assert item.job is not None and item.record is not None
+        if item.record.pack and pack.read_item_result(Path(item.record.pack["result"])) is not None:
+            return True
+        return jobs.is_done(item.job, item.record, status, item.returned_at, self.status.interval_s)
+
+    def _request(self, item: _Item) -> None:
+        """Ask the broker to pack this call (``aloe.launch.pack``)."""
+        req = pack.new_request(call=item.key, output=str(item.output), log_dir=str(self.folder), cluster=self.cluster,
+                               resources=self.resources, expected_min=item.expected_min,
+                               history=list(item.record.history) if item.record else [])
+        pack.write_request(self.spool, req, self.fn, item.kwargs)
+        item.request = req.request
+        log.info("waiting to be packed with other calls: %s (expected work %.1f min)", item.output, item.expected_min)
+
+    def _picked_up(self, item: _Item) -> bool:
+        """Whether the broker has submitted this call's request (its record names the request)."""
+        record = read_record(item.output, self.folder)
+        if record is None or not record.pack or record.pack.get("request") != item.request:
+            return False
+        item.record, item.job, item.attached, item.returned_at = record, jobs.rebuild(record), False, None
+        item.attempts += 1
+        item.request = None
+        log.info("packed: item %d of %d in job %s for %s; its log: %s", record.pack["index"] + 1, record.pack["size"],
+                 record.job_id, item.output, record.pack["log"])
+        return True
+
+    def withdraw(self, items: list[_Item]) -> None:
+        """Take back the requests of calls not yet packed (on interrupt)."""
+        for item in items:
+            if item.request is not None:
+                req = pack.PackRequest(item.request, item.key, str(item.output), str(self.folder), self.cluster,
+                                       self.resources, item.expected_min, 0.0, "", 0)
+                pack.withdraw(self.spool, req, drop_call=True)
 
     def _attach(self, item: _Item) -> bool:
         """Re-attach to this call's job from an earlier run; else prepare a fresh submission."""
@@ -252,7 +278,7 @@ class _Run:
         for res_json, group in groups.items():
             res = json.loads(res_json)
             executor = make_executor(res, self.cluster, self.folder)
-            with _clean_submission_env():
+            with clean_submission_env():
                 if len(group) == 1:
                     submitted = [executor.submit(self.fn, **group[0].kwargs)]
                 else:
@@ -281,7 +307,7 @@ class _Run:
         """Record a finished job; return True when it should be submitted again."""
         assert item.job is not None and item.record is not None
         record = item.record
-        ok, value = jobs.outcome(item.job, record, status)
+        ok, value = self._outcome(item, status)
         if ok and item.attached and not _appears(item.output):
             # The job of an earlier run finished, but its output is gone: the workflow removes the
             # outputs of an interrupted rule before running it again. Run it again (a training run
@@ -305,6 +331,7 @@ class _Run:
             return True
         if kind in ("oom", "timeout") and item.attempts < self.max_attempts:
             log.warning("job %s hit %s: resubmitting with more memory and time", record.job_id, kind)
+            item.alone = True
             return True
         item.error = (
             f"{item.output}: job {record.job_id} failed ({kind}) on attempt {record.attempt} "
@@ -312,7 +339,26 @@ class _Run:
         )
         return False
 
+    def _outcome(self, item: _Item, status: Snapshot | None) -> tuple[bool, Any]:
+        """A packed call's outcome is its own result file, not the pack job's."""
+        assert item.job is not None and item.record is not None
+        info = item.record.pack
+        if not info:
+            return jobs.outcome(item.job, item.record, status)
+        got = pack.read_item_result(Path(info["result"]))
+        if got is not None:
+            return got[0] == "success", got[1]
+        _, text = jobs.outcome(item.job, item.record, status)
+        return False, (f"pack job {item.record.job_id} ended before item {info['index'] + 1} of {info['size']} "
+                       f"had a result (item log: {info['log']})\n{text}")
+
     def cancel(self, items: list[_Item]) -> None:
+        """Cancel the jobs of ``items``; a pack that runs other calls too is left running (a restart
+        re-attaches to it)."""
+        shared = [i for i in items if i.record is not None and i.record.pack and i.record.pack["size"] > 1]
+        if shared:
+            log.warning("interrupted: %d call(s) share their pack job with other calls: left running", len(shared))
+        items = [i for i in items if i not in shared]
         records = [i.record for i in items if i.record is not None]
         jobs.cancel(records)
         for item in items:
@@ -330,21 +376,6 @@ def _appears(path: Path, wait_s: float = 10.0) -> bool:
             return False
         time.sleep(0.5)
     return True
-
-
-@contextlib.contextmanager
-def _clean_submission_env() -> Iterator[None]:
-    """submitit's clean_env (no SLURM_* of an enclosing job leaks into the new one), except
-    SLURM_CONF: it only says where the cluster's config lives, and sbatch fails without it on
-    sites that set it."""
-    keep = {k: os.environ[k] for k in ("SLURM_CONF",) if k in os.environ}
-    with submitit.helpers.clean_env():
-        os.environ.update(keep)
-        try:
-            yield
-        finally:
-            for k in keep:
-                os.environ.pop(k, None)
 
 
 @contextlib.contextmanager

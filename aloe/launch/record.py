@@ -17,7 +17,9 @@ atomically, holds::
       "resources": {"mem_gb": 32, "timeout_min": 120, ...},  # what this attempt asked for
       "state": "submitted" | "succeeded" | "failed" | "cancelled",
       "submitted_at": "2026-11-22T10:00:00.123+00:00",
-      "history": [{"attempt": 1, "job_id": "4241", "resources": {...}, "outcome": "oom"}]
+      "history": [{"attempt": 1, "job_id": "4241", "resources": {...}, "outcome": "oom"}],
+      "pack": null | {"request": "<id>", "result": "<item result pickle>", "log": "<item log>",
+                      "index": 0, "size": 7}           # the job runs several calls (aloe.launch.pack)
     }
 
 ``outcome`` in history is one of "oom", "timeout", "error", "cancelled", "output_lost" (a job of an
@@ -55,6 +57,7 @@ class JobRecord:
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     output: str = ""
     version: int = RECORD_VERSION
+    pack: dict[str, Any] | None = None  # a packed call (aloe.launch.pack): request, result, log, index, size
 
     def end_attempt(self, outcome: str, state: str = "failed") -> None:
         """Close the current attempt: append it to ``history`` with ``outcome``, set ``state``."""

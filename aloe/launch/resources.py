@@ -33,6 +33,15 @@ where                       workflow: ``cluster`` (default: a job) or ``submit_h
 status_interval_s           launcher: seconds between the shared squeue polls of all waiting
                             processes (default 60; ``aloe.launch.poller``); set it in ``cluster``
 status_backoff_max_s        launcher: longest wait between polls while squeue fails (default 600)
+pack_work_min               launcher: pack this stage's calls (``aloe.launch.pack``): an
+                            allocation runs several calls of equal resources, until their
+                            expected work reaches this many minutes (absent: no packing)
+pack_max_work_min           launcher: at most this much expected work per allocation
+                            (default: half of timeout_min)
+pack_wait_s                 launcher: a pack below pack_work_min goes out once no new call
+                            has come for this long (default 120): nothing else is ready
+expected_min                launcher: expected minutes of one call where no measured
+                            throughput gives one (``aloe.launch.estimate``; default 1)
 ==========================  =============================================================
 """
 
@@ -65,6 +74,10 @@ RESOURCE_KEYS: dict[str, type | tuple[type, ...]] = {
     "where": str,
     "status_interval_s": (int, float),
     "status_backoff_max_s": (int, float),
+    "pack_work_min": (int, float),
+    "pack_max_work_min": (int, float),
+    "pack_wait_s": (int, float),
+    "expected_min": (int, float),
 }
 WHERE = ("cluster", "submit_host")
 _SLURM_ONLY = ("partition", "account", "qos", "constraint", "additional_parameters", "setup")

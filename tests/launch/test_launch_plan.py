@@ -13,7 +13,7 @@ import pytest
 
 from aloe.config import load_config
 from aloe.launch.estimate import estimate
-from aloe.launch.plan import COLUMNS, PlannedJob, plan, to_csv
+from aloe.launch.plan import COLUMNS, Bound, PlannedJob, plan, to_csv
 
 from snakemake_output import job_counts
 
@@ -51,6 +51,7 @@ def run_plan(tmp_path: Path, *args: str) -> tuple[str, dict[str, dict[str, str]]
 
 
 SUBMIT_HOST = ("teacher", "download")  # where: submit_host in the paper preset
+PACKED = ("features", "probe", "explain")  # pack_work_min in the paper preset
 
 
 def expected_jobs(counts: dict[str, int], datasets: list[str]) -> dict[str, int]:
@@ -77,14 +78,26 @@ def test_plan_of_the_paper_study_matches_the_dry_run(tmp_path):
     for stage in STAGE_RULES:
         r, block = rows[stage], res[stage]
         gpus = block.get("nodes", 1) * block.get("gpus_per_node", 0)
-        submitted = 0 if stage in SUBMIT_HOST else jobs[stage]
         assert block.get("where", "cluster") == ("submit_host" if stage in SUBMIT_HOST else "cluster"), stage
-        assert int(r["submissions"]) == int(r["allocations"]) == submitted, stage  # no packing yet
         assert int(r["gpus_per_job"]) == gpus, stage
-        assert float(r["requested_gpu_hours"]) == pytest.approx(block["timeout_min"] / 60 * gpus * jobs[stage]), stage
+        allocations = 0 if stage in SUBMIT_HOST else jobs[stage]
+        if stage in PACKED:  # one broker round for the stage; packs of at most half the time limit of work
+            assert "pack_work_min" in block
+            allocations = int(r["allocations"])
+            assert int(r["submissions"]) == 1 and allocations < jobs[stage] / 3, stage
+        else:
+            assert "pack_work_min" not in block
+            assert int(r["submissions"]) == int(r["allocations"]) == allocations, stage
+        assert float(r["requested_gpu_hours"]) == pytest.approx(block["timeout_min"] / 60 * gpus * allocations), stage
+    # 5-min probe jobs (the assumed expected_min) in packs of at most 120 min: 24 per pack
+    assert int(rows["probe"]["allocations"]) == -(-465 // 24) == 20
+    assert int(rows["explain"]["allocations"]) == -(-15 // 4) == 4  # 60-min jobs, at most 240 min per pack
     assert float(rows["align"]["requested_gpu_hours"]) == 52 * 8 * 48
     assert rows["local"]["submissions"] == "0" and rows["local"]["gpus_per_job"] == "0"
-    assert int(rows["total"]["submissions"]) == sum(jobs[s] for s in STAGE_RULES if s not in SUBMIT_HOST) == 803
+    assert int(rows["total"]["submissions"]) == 8 + 52 + 3 == 63  # was 803 without packing
+    gpu_allocations = sum(int(rows[s]["allocations"]) for s in ("align", *PACKED))
+    assert f"GPU allocations: {gpu_allocations:,};" in text and gpu_allocations <= 150
+    assert "if every student is ready at its own time:" in text
     assert float(rows["total"]["requested_gpu_hours"]) == pytest.approx(
         sum(float(rows[s]["requested_gpu_hours"]) for s in STAGE_RULES))
     # expected GPU-hours: the per-job estimate adds up to the study-level one of paper_gpu_hours.py
@@ -136,3 +149,20 @@ def test_plan_rows_follow_the_resource_blocks():
     assert rows[-1].submissions == 3
     config["p"]["launcher"]["executor"] = "inprocess"  # nothing reaches a cluster
     assert plan(config, jobs)[-1].submissions == 0
+
+
+def test_packed_stages_plan_packs_and_the_per_student_bound():
+    config = {"preset": "p", "p": {
+        "launcher": {"executor": "slurm"}, "teachers": {},
+        "resources": {"probe": {"gpus_per_node": 1, "timeout_min": 60, "pack_work_min": 10, "expected_min": 4}}}}
+    students = [("teacher", "t1"), ("teacher", "t2"), ("aloe", "t1"), ("aloe", "t2")]
+    jobs = [PlannedJob("knn", "probe", "aloe.eval.stages:run_knn", {}, t,
+                       (("variant", v),) if v == "teacher" else (("teacher", t), ("variant", v)))
+            for v, t in students for _ in range(5)]
+    bound = Bound()
+    probe, _ = plan(config, jobs, bound)
+    # 20 jobs x 4 min in packs of at most 30 min (half the time limit): 7 per pack
+    assert (probe.jobs, probe.submissions, probe.allocations) == (20, 1, 3)
+    assert probe.requested_gpu_hours == pytest.approx(3 * 1.0)
+    # the two teachers are one wave (10 jobs: 2 packs); each student its own (5 jobs: 1 pack)
+    assert (bound.submissions, bound.gpu_allocations, bound.packed) == (3, 4, ["probe"])

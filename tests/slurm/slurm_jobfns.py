@@ -14,3 +14,15 @@ def nap(seconds: float, value: int) -> int:
 def fail_after(seconds: float, message: str) -> None:
     time.sleep(seconds)
     raise ValueError(message)
+
+
+def slow_first(counter: str, seconds: float, value: int) -> int:
+    """Sleep ``seconds`` on the first execution (a job limit kills it), return at once after."""
+    from pathlib import Path
+
+    path = Path(counter)
+    first = not path.exists()
+    path.write_text("ran\n")
+    if first:
+        time.sleep(seconds)
+    return value

@@ -1,6 +1,7 @@
 """The tiny preset through ``snakemake --profile slurm`` on the real cluster, with an orchestrator
 crash in the middle: Snakemake (and every rule process it started) is killed while an alignment
-job trains; the restarted Snakemake re-attaches to that job instead of submitting it again."""
+job trains; the restarted Snakemake re-attaches to that job instead of submitting it again. The
+tiny preset packs its probe jobs (``aloe.launch.pack``), so packs run here too."""
 
 from __future__ import annotations
 
@@ -99,13 +100,17 @@ def test_tiny_dag_ran_through_sbatch_with_the_configured_resources(slurm, crashe
     for r in records:
         row = rows[r.job_id]
         rule = row["JobName"].removeprefix("aloe.")
-        stage = STAGE_OF_RULE[rule]
+        stage = rule.removeprefix("pack.") if rule.startswith("pack.") else STAGE_OF_RULE[rule]  # a mixed pack
         stages.add(stage)
         limit = int(cfg[stage]["timeout_min"])
         assert (row["Partition"], row["Account"], row["State"]) == ("main", "aloe", "COMPLETED"), row
         assert row["Timelimit"] == f"00:{limit:02d}:00" and f"mem={cfg[stage]['mem_gb']}G" in row["AllocTRES"], row
         assert ("gres/gpu=1" in row["AllocTRES"]) == (stage in GPU_STAGES), row
     assert stages == {"teacher", "data", "align", "features", "probe", "explain"}
+    # the probe stage is packed in the tiny preset: its outputs share allocations of up to 4 jobs
+    probes = [r for r in records if r.pack is not None]
+    assert probes and all("/jobs/probe" in r.folder and r.pack["size"] <= 4 for r in probes)
+    assert len({r.job_id for r in probes}) < len(probes)
 
 
 def test_restarted_snakemake_reattached_and_each_stage_ran_one_job(slurm, crashed_and_resumed):
@@ -121,7 +126,11 @@ def test_restarted_snakemake_reattached_and_each_stage_ran_one_job(slurm, crashe
     # Exactly one SLURM job per launched output: nothing was submitted twice, nothing lost track of.
     # (Jobs that finished while Snakemake was down had their outputs removed by the restarted
     # Snakemake; their rules put back the hard links the jobs kept instead of running them again.)
+    # Packed outputs share their pack's job: one job per unpacked output and per pack.
     jobs = [row for row in slurm.sacct(fields="JobID,JobName,State") if row["JobName"].startswith("aloe.")]
-    assert len(jobs) == len(records) == len({r.job_id for _, r in records.values()}), jobs
+    packs = {r.job_id: r.pack["size"] for _, r in records.values() if r.pack}
+    assert len(jobs) == len({r.job_id for _, r in records.values()}) == len(records) - sum(packs.values()) + len(
+        packs), jobs
+    assert sum(1 for _, r in records.values() if r.pack) == sum(packs.values())  # every pack's items all recorded
     assert all(r.history == [] for _, r in records.values()), [r for _, r in records.values() if r.history]
     assert not list((workdir / "results" / "jobs").glob("*/kept/*"))  # cleaned up once outputs are in place
