@@ -1,14 +1,15 @@
 """The study presets of ``config.yaml``: ``paper`` states the whole study, the others what differs.
 
 ``paper`` states the study; the protocol constants (B, stem, loss weights, the probe protocols,
-...) are the schema's defaults, stated once there and filled in by ``validate_config``. Another
-preset is an overlay on the preset its ``extends`` key names (default ``paper``; ``tiny``
-extends ``demo``): mappings merge into the base key by key, values and lists replace. Blocks
-whose entries must not leak from the base are replaced whole (``REPLACED``): the named
-collections (teachers, alignment sets, evaluation datasets, the depth-ablation settings), the
-cluster block and each stage's resource block; a demo teacher must not inherit ``source`` from a
-hub teacher, nor a CPU job 8 GPUs. The resolved preset is complete and is what the schema checks
-and the workflow reads.
+...) are the schema's defaults, stated once there, and what ``aloe.registry`` knows of a teacher
+or dataset it names (family, hub id, depth; source, class count) comes from the registry
+(``registry_defaults``); ``validate_config`` fills in both. Another preset is an overlay on the
+preset its ``extends`` key names (default ``paper``; ``tiny`` extends ``demo``): mappings merge
+into the base key by key, values and lists replace. Blocks whose entries must not leak from the
+base are replaced whole (``REPLACED``): the named collections (teachers, alignment sets,
+evaluation datasets, the depth-ablation settings), the cluster block and each stage's resource
+block; a demo teacher must not inherit ``source`` from a hub teacher, nor a CPU job 8 GPUs. The
+resolved preset is complete and is what the schema checks and the workflow reads.
 
     python -m aloe.config show demo            # the resolved preset, as YAML
     python -m aloe.config show tiny --configfile site.yaml
@@ -26,6 +27,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from aloe.config_schema import ConfigError, config_problems, with_defaults
+from aloe.registry import BACKBONES, DATASETS
 
 BASE_PRESET = "paper"
 REPLACED = (("teachers",), ("alignment_sets",), ("evaluation", "datasets"), ("ablations", "depths", "settings"),
@@ -88,13 +90,59 @@ def _load(configfiles: Sequence[str | Path]) -> dict[str, Any]:
     return config
 
 
+def _filled(spec: Any, defaults: Mapping[str, Any]) -> Any:
+    return {**{k: v for k, v in defaults.items() if v is not None}, **spec} if isinstance(spec, Mapping) else spec
+
+
+def registry_defaults(study: Mapping[str, Any]) -> dict[str, Any]:
+    """``study`` (a resolved preset) with what ``aloe.registry`` knows filled in where the preset
+    leaves it out; a stated value wins (and ``study_problems`` / ``prepare_teacher`` check it):
+
+    * ``teachers.<name>`` with a ``BACKBONES`` entry: ``family`` = the entry's family; ``source`` =
+      its ``hub_id``, or ``demo`` (trained by the pipeline) when it has none; ``depth`` =
+      ``training.num_layers`` for a teacher with source ``demo``, else the entry's depth (the
+      published checkpoint's block count).
+    * ``evaluation.datasets.<name>`` with a ``DATASETS`` entry: ``source`` = the entry's first
+      source; ``classes`` = its class count where it has one, the synthetic world's
+      ``num_classes`` for the world's own classes (``shapes``); else the preset states it.
+
+    Anything else, and any malformed block, is left as it is for the schema to report."""
+    out = dict(study)
+    teachers = out.get("teachers")
+    if isinstance(teachers, Mapping):
+        out["teachers"] = {}
+        for name, spec in teachers.items():
+            entry = BACKBONES.get(name)
+            if entry is not None and isinstance(spec, Mapping):
+                source = spec.get("source", entry.hub_id or "demo")
+                depth = entry.depth
+                if source == "demo":
+                    training = spec.get("training")
+                    depth = training.get("num_layers") if isinstance(training, Mapping) else None
+                spec = _filled(spec, {"family": entry.family, "source": source, "depth": depth})
+            out["teachers"][name] = spec
+    evaluation = out.get("evaluation")
+    if isinstance(evaluation, Mapping) and isinstance(evaluation.get("datasets"), Mapping):
+        world = out.get("synthetic_world")
+        world_classes = world.get("num_classes") if isinstance(world, Mapping) else None
+
+        def classes(entry: Any) -> int | None:
+            return world_classes if entry.zero_shot == "world" else entry.classes
+
+        datasets = {name: _filled(spec, {"source": DATASETS[name].sources[0], "classes": classes(DATASETS[name])})
+                    if name in DATASETS else spec for name, spec in evaluation["datasets"].items()}
+        out["evaluation"] = {**evaluation, "datasets": datasets}
+    return out
+
+
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def validate_config(config: Mapping[str, Any], schema_path: str | os.PathLike) -> dict[str, Any]:
-    """Check ``config`` and return it with every preset resolved (``aloe.config``) and the
-    schema's ``default`` values filled in (the protocol constants, stated once there): the top
-    level against the schema, then each resolved preset against the schema's complete ``study``."""
+    """Check ``config`` and return it with every preset resolved (``aloe.config``), the registry's
+    values filled in (``registry_defaults``) and then the schema's ``default`` values (the protocol
+    constants, stated once there): the top level against the schema, then each resolved preset
+    against the schema's complete ``study``."""
     with open(schema_path) as f:
         schema = yaml.safe_load(f)
     problems = config_problems(config, schema)
@@ -103,7 +151,8 @@ def validate_config(config: Mapping[str, Any], schema_path: str | os.PathLike) -
         study_schema = {**schema["$defs"]["study"], "$defs": schema["$defs"]}
         for name in preset_names(config):
             try:
-                resolved[name] = with_defaults(resolve_preset(config, name), study_schema, schema)
+                study = registry_defaults(resolve_preset(config, name))
+                resolved[name] = with_defaults(study, study_schema, schema)
             except ValueError as err:
                 problems.append(str(err))
                 continue
@@ -116,7 +165,7 @@ def validate_config(config: Mapping[str, Any], schema_path: str | os.PathLike) -
 
 def load_config(*paths: str | Path) -> dict[str, Any]:
     """config.yaml (and site files after it) as the workflow reads it: merged, every preset
-    resolved, defaults filled in and schema-checked."""
+    resolved, registry and schema defaults filled in, and schema-checked."""
     return validate_config(_load(paths), SCHEMA)
 
 

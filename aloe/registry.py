@@ -16,8 +16,8 @@ from typing import Any, Iterator, Mapping
 class DatasetEntry:
     label: str  # table column label
     task: str  # classification | dense
-    sources: tuple[str, ...]  # config `source` values that can provide it
-    classes: int | None = None  # the real class count; None = set by the synthetic world
+    sources: tuple[str, ...]  # config `source` values that can provide it; the first is the config default
+    classes: int | None = None  # the real class count (the config default); None = set by the synthetic world
     zero_shot: str | None = None  # where zero-shot class names come from: shipped | world | None
     paper_avg: bool = False  # part of the paper's "Avg." (Table 2, B1)
 
@@ -49,18 +49,21 @@ class BackboneEntry:
     label: str  # row label in tables and plots
     family: str  # vit | dinov3 | siglip
     hub_id: str | None = None  # the published checkpoint (paper Table A1); None = trained by the pipeline
+    depth: int | None = None  # transformer blocks L of that checkpoint; None = training.num_layers of the config
 
 
-# Paper row order, then the demo's teachers.
+# Paper row order, then the demo's teachers. Config teachers with these names default to the entry's
+# family, hub_id (source) and depth (aloe.config.registry_defaults).
 BACKBONES: dict[str, BackboneEntry] = {
-    "vit_b16_sup": BackboneEntry("Sup. ViT-B/16", "vit", "google/vit-base-patch16-224"),
-    "siglip2_b16": BackboneEntry("SigLIP2 ViT-B/16", "siglip", "google/siglip2-base-patch16-224"),
-    "siglip2_l16": BackboneEntry("SigLIP2 ViT-L/16", "siglip", "google/siglip2-large-patch16-256"),
-    "siglip2_so400m16": BackboneEntry("SigLIP2 So400m/16", "siglip", "google/siglip2-so400m-patch16-256"),
-    "siglip2_so400m16_384": BackboneEntry("SigLIP2 So400m/16 (384)", "siglip", "google/siglip2-so400m-patch16-384"),
-    "dinov3_s16": BackboneEntry("DINOv3 ViT-S/16", "dinov3", "facebook/dinov3-vits16-pretrain-lvd1689m"),
-    "dinov3_b16": BackboneEntry("DINOv3 ViT-B/16", "dinov3", "facebook/dinov3-vitb16-pretrain-lvd1689m"),
-    "dinov3_l16": BackboneEntry("DINOv3 ViT-L/16", "dinov3", "facebook/dinov3-vitl16-pretrain-lvd1689m"),
+    "vit_b16_sup": BackboneEntry("Sup. ViT-B/16", "vit", "google/vit-base-patch16-224", 12),
+    "siglip2_b16": BackboneEntry("SigLIP2 ViT-B/16", "siglip", "google/siglip2-base-patch16-224", 12),
+    "siglip2_l16": BackboneEntry("SigLIP2 ViT-L/16", "siglip", "google/siglip2-large-patch16-256", 24),
+    "siglip2_so400m16": BackboneEntry("SigLIP2 So400m/16", "siglip", "google/siglip2-so400m-patch16-256", 27),
+    "siglip2_so400m16_384": BackboneEntry("SigLIP2 So400m/16 (384)", "siglip", "google/siglip2-so400m-patch16-384",
+                                          27),
+    "dinov3_s16": BackboneEntry("DINOv3 ViT-S/16", "dinov3", "facebook/dinov3-vits16-pretrain-lvd1689m", 12),
+    "dinov3_b16": BackboneEntry("DINOv3 ViT-B/16", "dinov3", "facebook/dinov3-vitb16-pretrain-lvd1689m", 12),
+    "dinov3_l16": BackboneEntry("DINOv3 ViT-L/16", "dinov3", "facebook/dinov3-vitl16-pretrain-lvd1689m", 24),
     "demo_vit": BackboneEntry("Demo sup. ViT", "vit"),
     "demo_siglip": BackboneEntry("Demo SigLIP", "siglip"),
     "demo_dinov3": BackboneEntry("Demo DINOv3", "dinov3"),

@@ -15,13 +15,14 @@ from pathlib import Path
 import huggingface_hub
 import pytest
 import torch
-import yaml
 
 from aloe import load_teacher
+from aloe.config import load_config
 from aloe.models.conversion_check import b1_error, completeness_error, perturb_scales_, zero_biases_
 from aloe.models.demo_tokenizer import build_word_tokenizer
 from aloe.models.hub_teachers import (HUB_TEACHERS, TINY_WIDTH, build_teacher_model, preprocessor_config,
                                       save_to_hub_cache, teacher_config, vision_tower)
+from aloe.registry import BACKBONES
 
 BASE_SIZE = ["google/vit-base-patch16-224", "google/siglip2-base-patch16-224",
              "facebook/dinov3-vits16-pretrain-lvd1689m", "facebook/dinov3-vitb16-pretrain-lvd1689m"]
@@ -114,11 +115,15 @@ def test_tiny_variant_loads_offline_and_converts(hub_id, tmp_path):
 
 
 def test_hub_teachers_are_the_paper_teachers():
-    paper = yaml.safe_load((Path(__file__).parents[2] / "config.yaml").read_text())["paper"]["teachers"]
+    paper = load_config(Path(__file__).parents[2] / "config.yaml")["paper"]["teachers"]  # registry values filled in
     assert {t["source"] for t in paper.values()} == set(HUB_TEACHERS)
     for t in paper.values():
         spec = HUB_TEACHERS[t["source"]]
         assert (spec.family, spec.vision_config["num_hidden_layers"]) == (t["family"], t["depth"]), t["source"]
+    # every hub entry of the registry names a published checkpoint with its family and depth
+    for entry in (e for e in BACKBONES.values() if e.hub_id):
+        spec = HUB_TEACHERS[entry.hub_id]
+        assert (spec.family, spec.vision_config["num_hidden_layers"]) == (entry.family, entry.depth), entry.hub_id
 
 
 @pytest.mark.parametrize("hub_id", sorted(HUB_TEACHERS))

@@ -26,3 +26,12 @@ def slow_first(counter: str, seconds: float, value: int) -> int:
     if first:
         time.sleep(seconds)
     return value
+
+
+def nap_into(seconds: float, value: int, output: str) -> int:
+    """``nap``, then write ``value`` to ``output`` (a re-attaching launcher checks the output is there)."""
+    from pathlib import Path
+
+    time.sleep(seconds)
+    Path(output).write_text(str(value))
+    return value

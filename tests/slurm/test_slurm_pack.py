@@ -71,6 +71,18 @@ def _outcome(proc: subprocess.Popen) -> tuple[dict, str]:
     return json.loads(out.splitlines()[-1]), err
 
 
+def _accounted(slurm, *job_ids: str, limit_s: float = 60.0) -> dict[str, dict[str, str]]:
+    """sacct rows of ``job_ids`` once each shows an end state (slurmdbd records them a moment late)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        rows = {r["JobID"]: r for r in slurm.sacct(*job_ids)}
+        ended = [r["State"].split()[0] in ("COMPLETED", "TIMEOUT", "FAILED", "CANCELLED") for r in rows.values()]
+        if len(rows) == len(job_ids) and all(ended):
+            return rows
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.5)
+
+
 def _sbatch_calls(work: Path) -> int:
     path = work / "sbatch.log"
     return len(path.read_text().splitlines()) if path.exists() else 0
@@ -98,7 +110,7 @@ def test_one_allocation_runs_the_pack_and_failures_stay_with_their_item(slurm, t
                                    "resources": records[0].resources}]
     assert records[2].pack is None and records[2].resources["timeout_min"] == 2
     assert "retried" in c_log or "resubmitting" in c_log
-    rows = {r["JobID"]: r for r in slurm.sacct(pack_job, records[2].job_id)}
+    rows = _accounted(slurm, pack_job, records[2].job_id)
     # SLURM's warning signal before the limit ends a plain submitit job ("timed-out"), or the limit does
     assert rows[pack_job]["State"] in ("COMPLETED", "TIMEOUT") and rows[records[2].job_id]["State"] == "COMPLETED"
     assert rows[pack_job]["JobName"] == "aloe.pack.probe", rows  # a pack of several calls of no one rule
@@ -107,17 +119,16 @@ def test_one_allocation_runs_the_pack_and_failures_stay_with_their_item(slurm, t
 
 def test_a_restarted_waiter_reattaches_to_its_pack(slurm, tmp_path):
     resources = {**BASE, "timeout_min": 5}
-    kwargs = [{"seconds": 20, "value": 10 + k} for k in range(2)]
-    procs = [_start(tmp_path, k, "nap", kw, resources, 15) for k, kw in enumerate(kwargs)]
+    kwargs = [{"seconds": 20, "value": 10 + k, "output": str(tmp_path / f"out{k}")} for k in range(2)]
+    procs = [_start(tmp_path, k, "nap_into", kw, resources, 15) for k, kw in enumerate(kwargs)]
     records = lambda: [read_record(tmp_path / f"out{k}", tmp_path / "jobs" / "probe") for k in range(2)]  # noqa: E731
     _wait_for("the pack", lambda: all(r is not None and r.pack for r in records()))
     procs[0].send_signal(signal.SIGKILL)  # Snakemake's rule process dies while the pack runs
     procs[0].wait()
     pack_job = records()[0].job_id
-    again = _start(tmp_path, 0, "nap", kwargs[0], resources, 15)
+    again = _start(tmp_path, 0, "nap_into", kwargs[0], resources, 15)
     (first, err), (second, _) = _outcome(again), _outcome(procs[1])
     assert first == {"result": 10} and second == {"result": 11}
     assert f"re-attached to job {pack_job}" in err
     assert [r.job_id for r in records()] == [pack_job, pack_job] and _sbatch_calls(tmp_path) == 1
-    (row,) = slurm.sacct(pack_job)
-    assert row["State"] == "COMPLETED"
+    assert _accounted(slurm, pack_job)[pack_job]["State"] == "COMPLETED"

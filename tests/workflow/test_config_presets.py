@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aloe.config import SCHEMA, load_config, overlay, resolve_preset, validate_config
+from aloe.config import SCHEMA, load_config, overlay, registry_defaults, resolve_preset, validate_config
 from aloe.config_schema import ConfigError
+from aloe.registry import BACKBONES, UnknownNameError, check_study
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -53,7 +54,7 @@ def test_every_preset_is_complete_through_the_schema():
         knn = resolved[name]["evaluation"]["knn"]
         assert knn["k"] == 20 and knn["temperature"] == 0.07
         assert resolved[name]["evaluation"]["linear_probe"]["lrs"] == "dinov2"
-    assert "b" not in RAW["paper"]["alignment"] and "k" not in RAW["paper"]["evaluation"]["knn"]  # stated once
+    assert "b" not in RAW["paper"]["alignment"] and "knn" not in RAW["paper"]["evaluation"]  # stated once
     # what a preset states wins over its base and over the defaults
     assert resolved["tiny"]["ablations"]["depths"]["settings"] == {"pool": [], "L3-2L3-L": ["L/3", "2L/3", "L"]}
     assert len(resolved["demo"]["ablations"]["depths"]["settings"]) == 5  # the paper's Table 3a, by default
@@ -62,6 +63,62 @@ def test_every_preset_is_complete_through_the_schema():
     assert resolved["demo"]["resources"]["align"].get("gpus_per_node") is None  # not the paper's 8
     assert resolved["paper"]["resources"]["explain"]["timeout_min"] == 480
     assert resolved["paper"]["alignment_sets"]["cc12m"]["url_list"] == "data/urls/cc12m.parquet"
+
+
+def test_registry_and_schema_defaults_fill_in_the_values_a_preset_leaves_out():
+    resolved = load_config(ROOT / "config.yaml")
+    paper, demo, tiny = resolved["paper"], resolved["demo"], resolved["tiny"]
+    # teachers: family, source and depth from aloe.registry.BACKBONES
+    assert RAW["paper"]["teachers"]["siglip2_l16"] == {}
+    assert paper["teachers"]["siglip2_l16"] == {"family": "siglip", "source": "google/siglip2-large-patch16-256",
+                                                "depth": 24}
+    assert paper["teachers"]["siglip2_so400m16_384"]["depth"] == 27 and paper["teachers"]["dinov3_s16"]["depth"] == 12
+    assert paper["teachers"]["vit_b16_sup"]["family"] == "vit"
+    for preset, layers in ((demo, 4), (tiny, 2)):  # pipeline-trained: source demo, depth = training.num_layers
+        for name, spec in preset["teachers"].items():
+            assert spec["source"] == "demo" and spec["family"] == BACKBONES[name].family, name
+            assert spec["depth"] == spec["training"]["num_layers"] == layers, name
+    # evaluation datasets: source = the registry's first source, classes = its count where it has one
+    datasets = paper["evaluation"]["datasets"]
+    assert datasets["food101"] == {"source": "torchvision", "classes": 101}
+    assert datasets["imagenet1k"] == {"source": "manual", "classes": 1000, "path": "data/manual/imagenet"}
+    assert datasets["nyuv2"]["classes"] == 0 and datasets["sun397"]["classes"] == 397
+    assert demo["evaluation"]["datasets"]["shapes"] == {"source": "synthetic", "classes": 8}  # stated: world's count
+    assert tiny["evaluation"]["datasets"]["digits"] == {"source": "synthetic", "classes": 10}
+    # schema defaults: the paper study's protocol, the web download's knobs
+    assert paper["alignment_sets"]["cc3m"] == {
+        "url_list": "data/urls/cc3m.parquet", "image_size": 256, "resize_mode": "center_crop", "processes": 16,
+        "threads": 64, "samples_per_shard": 10000, "retries": 2, "timeout": 10, "min_success_rate": 0.6}
+    assert demo["alignment_sets"]["synthetic"]["resize_mode"] == "center_crop"
+    align = paper["alignment"]
+    assert (align["schedule"], align["tail_steps"], align["global_batch"], align["patience"]) == (
+        "constant_cosine", 10000, 1024, 3)
+    assert demo["alignment"]["patience"] == 3 and tiny["alignment"]["patience"] == 2
+    ev = paper["evaluation"]
+    assert ev["linear_probe"]["iterations"] == 12500 and ev["linear_probe"]["batch_size"] == 128
+    assert demo["evaluation"]["linear_probe"] == {**ev["linear_probe"], "iterations": 1500}
+    assert (ev["dense"]["epochs"], ev["dense"]["lr"], ev["gridpg"]["num_grids"], ev["deletion"]["block"]) == (
+        10, 5.0e-4, 500, 16)
+    assert paper["hub"] == {"cache_dir": None, "offline": False}
+    assert "max_attempts" not in demo["resources"]["align"]  # no schema default: the launcher's own applies
+
+
+def test_stated_teacher_values_win_and_are_still_checked():
+    study = {"teachers": {"vit_b16_sup": {"source": "some/folder", "depth": 6}, "mine": {}},
+             "evaluation": {"datasets": {"cifar10": {"source": "folder", "path": "x"}, "other": {}}}}
+    out = registry_defaults(study)
+    assert out["teachers"] == {"vit_b16_sup": {"family": "vit", "source": "some/folder", "depth": 6}, "mine": {}}
+    assert out["evaluation"]["datasets"] == {"cifar10": {"source": "folder", "classes": 10, "path": "x"},
+                                             "other": {}}
+    assert study["teachers"]["vit_b16_sup"] == {"source": "some/folder", "depth": 6}  # input untouched
+    bad = copy.deepcopy(RAW)
+    bad["paper"]["teachers"]["dinov3_b16"] = {"family": "vit"}
+    bad["paper"]["teachers"]["mine"] = {}
+    with pytest.raises(ConfigError, match=r"paper.teachers.mine: 'depth' is a required property"):
+        validate_config(bad, SCHEMA)
+    del bad["paper"]["teachers"]["mine"]
+    with pytest.raises(UnknownNameError, match=r"paper.teachers.dinov3_b16.family: dinov3_b16 is a dinov3 model"):
+        check_study(validate_config(bad, SCHEMA), "paper")
 
 
 def test_errors_name_the_preset_key_path():

@@ -17,8 +17,7 @@ from aloe.registry import BACKBONES, DATASETS, TABLE_NAMES, UnknownNameError, ch
 from aloe.tables.specs import TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())  # as written (the broken copies below edit it)
-RESOLVED = load_config(ROOT / "config.yaml")  # as the workflow reads it
+RESOLVED = load_config(ROOT / "config.yaml")  # as the workflow reads it (the broken copies below edit it)
 PRESETS = ("demo", "tiny", "paper")
 sys.path.insert(0, str(Path(__file__).parent))
 from test_workflow_static import ENV, snakemake  # noqa: E402
@@ -59,7 +58,7 @@ def test_table_specs_are_the_registry_tables():
 
 
 def _broken(mutate):
-    cfg = copy.deepcopy(CONFIG)
+    cfg = copy.deepcopy(RESOLVED)
     mutate(cfg["paper"])
     with pytest.raises(UnknownNameError) as err:
         check_study(cfg, "paper")
