@@ -124,7 +124,7 @@ def plan(config: Mapping[str, Any], jobs: Iterable[PlannedJob], bound: Bound | N
             source = study["teachers"].get(job.teacher, {}).get("source") if job.teacher else None
             hours = job_gpu_hours(job.fn or "", job.kwargs, source)
             row.expected_gpu_hours = None if hours is None else row.expected_gpu_hours + hours
-    bound.packed = list(waves)
+    bound.packed = [stage for stage in rows if stage in waves]
     for stage, by_backbone in waves.items():
         row, resources = rows[stage], stage_resources(config, stage)
         limit = max_work_min(resources)

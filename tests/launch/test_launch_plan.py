@@ -109,6 +109,8 @@ def test_plan_of_the_paper_study_matches_the_dry_run(tmp_path):
     assert rows["probe"]["expected_gpu_hours"] == rows["explain"]["expected_gpu_hours"] == ""  # no throughput
     assert rows["teacher"]["expected_gpu_hours"] == "0.00"  # CPU jobs: no GPU-hours
     assert "align" in text and "19,968" in text and "align_run: 49, baseline_run: 3" in text
+    # the README's admin section shows exactly this plan (regenerate it with the command shown there)
+    assert text in (ROOT / "README.md").read_text(), "README.md's plan block is stale"
 
 
 def test_plan_of_one_table_matches_its_dry_run(tmp_path):
