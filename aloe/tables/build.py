@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Mapping, Sequence
 
-from aloe.tables.collect import RecordIndex
+from aloe.tables.collect import RecordIndex, protocol_caption
 from aloe.tables.layouts import LAYOUT_FUNCTIONS
 from aloe.tables.model import Table
 from aloe.tables.paper import PaperNumbers
@@ -26,7 +26,14 @@ def make_table(
     spec = table_spec(name)
     index = RecordIndex.from_files(record_paths, select=select)
     layout = LAYOUT_FUNCTIONS[spec.layout]
-    return layout(name, spec, index, PaperNumbers(name, paper_numbers), backbones=backbones, datasets=datasets)
+    table = layout(name, spec, index, PaperNumbers(name, paper_numbers), backbones=backbones, datasets=datasets)
+    table.protocols = {k: set(v) for k, v in index.protocols.items()}
+    return table
+
+
+def table_caption(name: str, table: Table) -> str:
+    """The table's caption and the protocols its records were made with."""
+    return " ".join(filter(None, [table_spec(name).caption, protocol_caption(table.protocols)]))
 
 
 def build_table(
@@ -50,5 +57,5 @@ def build_table(
     """
     table = make_table(name, record_paths, paper_numbers=paper_numbers, backbones=backbones, datasets=datasets,
                        select=select)
-    write_table(table, out_csv, out_tex, table_spec(name).caption)
+    write_table(table, out_csv, out_tex, table_caption(name, table))
     return table

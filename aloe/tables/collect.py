@@ -85,8 +85,11 @@ class RecordIndex:
     def __init__(self, records: Iterable[tuple[Mapping[str, Any], str]]):
         self._cells: dict[CellKey, Entry] = {}
         self.num_files = 0
+        self.protocols: dict[str, set[str]] = {}  # protocol decision -> the choices the records were made with
         for rec, source in records:
             params = rec.get("params") or {}
+            for decision, choice in (params.get("protocol") or {}).items():
+                self.protocols.setdefault(str(decision), set()).add(str(choice))
             key = CellKey(str(rec["backbone"]), record_variant(rec), str(rec["dataset"]), str(rec["metric"]),
                           str(params.get("method", "")) if rec["metric"] == "gridpg" else "")
             if key in self._cells:
@@ -128,3 +131,12 @@ class RecordIndex:
     def values(self, field: str, **match: str) -> set[str]:
         """Distinct values of CellKey ``field`` over the cells matching ``match``."""
         return {getattr(k, field) for k in self._cells if all(getattr(k, f) == v for f, v in match.items())}
+
+
+def protocol_caption(protocols: Mapping[str, Iterable[str]]) -> str:
+    """"Protocols: knn=dinov2; linear_probe=dinov2." from the records' ``params.protocol`` (several
+    choices of one decision, e.g. a table mixing two, are all listed); "" when none is recorded."""
+    if not protocols:
+        return ""
+    parts = [f"{decision}={'/'.join(sorted(choices))}" for decision, choices in sorted(protocols.items())]
+    return "Protocols: " + "; ".join(parts) + "."

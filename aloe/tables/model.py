@@ -69,6 +69,7 @@ class Table:
     stub: str  # header of the label column
     columns: list[str]  # plain-text column headers
     blocks: list[Block]
+    protocols: dict[str, set[str]] = field(default_factory=dict)  # of the records it shows
 
     def check(self) -> None:
         for block in self.blocks:

@@ -285,3 +285,18 @@ def test_paper_rows_in_ablation_and_gridpg_tables(tmp_path):
     # averaged over fewer datasets than the paper's ten: no paper row
     build_table("table4", [tmp_path / "r.json"], tmp_path / "t5.csv", tmp_path / "t5.tex", datasets=PAPER_DATASETS[:3])
     assert "paper" not in set(pd.read_csv(tmp_path / "t5.csv").source)
+
+
+def test_caption_names_the_protocols_of_the_records(tmp_path):
+    path = write_recognition(tmp_path / "lp.json", "lp_top1", PAPER_BACKBONES, PAPER_DATASETS, 0)
+    records = read_records(path)
+    for k, rec in enumerate(records):  # one teacher's records were made with the other LP protocol
+        choice = "aloe_code" if rec["backbone"] == PAPER_BACKBONES[0] and rec["variant"] == "teacher" else "dinov2"
+        rec["params"] = {**(rec.get("params") or {}), "protocol": {"linear_probe": choice, "eval_transform": "x"}}
+    write_records(path, records)
+    build_table("table2", [path], tmp_path / "t.csv", tmp_path / "t.tex")
+    first = (tmp_path / "t.tex").read_text().splitlines()[0]
+    assert first.endswith("Protocols: eval_transform=x; linear_probe=aloe_code/dinov2."), first
+    bare = write_recognition(tmp_path / "bare.json", "lp_top1", PAPER_BACKBONES, PAPER_DATASETS, 0)
+    build_table("table2", [bare], tmp_path / "b.csv", tmp_path / "b.tex")
+    assert "Protocols:" not in (tmp_path / "b.tex").read_text()
