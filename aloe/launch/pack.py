@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 SPOOL_DIR = "spool"
 DEFAULT_WAIT_S = 120.0
+BROKER_INTERVAL_S = 2.0
 PACK_KEYS = ("pack_work_min", "pack_max_work_min", "pack_wait_s", "expected_min")
 
 
@@ -187,10 +188,19 @@ def broker_round(spool: Path, submit: Callable[[list[list[PackRequest]], str, di
                  now: float | None = None) -> int:
     """One broker round if this process gets the spool's lock (else nothing): submit every pack
     that is due through ``submit(packs, cluster, resources, log_dir)``, which writes the items'
-    records; their requests are then removed. Returns how many requests went out."""
+    records; their requests are then removed. Returns how many requests went out.
+
+    However many processes wait, a round runs at most once per ``BROKER_INTERVAL_S`` (the mtime of
+    ``broker.stamp`` says when the last one ran; a ``stat`` is all a waiting process costs the
+    shared filesystem in between)."""
+    stamp = spool / "broker.stamp"
+    with contextlib.suppress(FileNotFoundError):
+        if time.time() - stamp.stat().st_mtime < BROKER_INTERVAL_S:
+            return 0
     with _locked(spool) as mine:
         if not mine:
             return 0
+        stamp.touch()
         now = time.time() if now is None else now
         groups: dict[str, list[PackRequest]] = {}
         for req in _read_requests(spool):
