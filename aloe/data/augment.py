@@ -115,6 +115,16 @@ def center_crop_resize(image: torch.Tensor, size: int) -> torch.Tensor:
     return resize_crop(image, top, left, right - left, right - left, size)
 
 
+def resize_whole(image: torch.Tensor, size: int) -> torch.Tensor:
+    """The whole image resized to (size, size), aspect ratio not kept, antialiased bicubic: SigLIP's
+    evaluation view (OpenCLIP's SigLIP configs: interpolation "bicubic", resize_mode "squash").
+    uint8 (3, H, W) -> uint8 (S, S, 3); torch's antialiased bicubic on uint8 matches PIL's
+    BICUBIC to one grey level."""
+    img = image[None].contiguous(memory_format=torch.channels_last)
+    out = torch.nn.functional.interpolate(img, size=(size, size), mode="bicubic", antialias=True)
+    return out[0].permute(1, 2, 0).contiguous()
+
+
 def center_crop_resize_nearest(array: np.ndarray, size: int) -> np.ndarray:
     """The geometry of ``center_crop_resize`` for dense (H, W, ...) targets, nearest-neighbour."""
     height, width = array.shape[:2]

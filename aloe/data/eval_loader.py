@@ -1,9 +1,12 @@
 """Evaluation loaders over the common format (``aloe.data.shards``): ordered, no augmentation.
 
 Every image is reduced to its largest centred square and resized to ``image_size`` (bilinear;
-depth and normals with the same geometry, nearest-neighbour). Shards are split across ranks and
-logical streams like the alignment loader (``shards[rank::world_size][stream::streams]``, without
-shuffling, ``aloe.data.streams``), each shard's samples sorted by key, and batches come back in
+depth and normals with the same geometry, nearest-neighbour): ``transform="center_crop"``. With
+``transform="resize"`` (classification only) the whole image is resized to ``image_size``,
+bicubic, without a crop: SigLIP's evaluation view, which ``eval_transform`` picks for
+SigLIP-family backbones. Shards are split across ranks and logical streams like the alignment
+loader (``shards[rank::world_size][stream::streams]``, without shuffling, ``aloe.data.streams``),
+each shard's samples sorted by key, and batches come back in
 round-robin stream order, the streams' leftovers put together at the end (so at most one batch is
 partial): the same batches in the same order for any number of workers, so cached features do
 not depend on ``num_workers``. Batches carry the sample keys so cached features can always be
@@ -22,11 +25,26 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from aloe.data.augment import (
-    center_crop_resize, center_crop_resize_nearest, decode_image, stack_images, to_nchw,
+    center_crop_resize, center_crop_resize_nearest, decode_image, resize_whole, stack_images, to_nchw,
 )
 from aloe.data.shards import read_meta, split_shards
 from aloe.data.streams import in_stream_order, joined_batches, run_streams
 from aloe.data.tario import SkipCounter, image_extension, iter_shard
+
+
+EVAL_TRANSFORMS = ("center_crop", "resize")
+_VIEWS = {"center_crop": center_crop_resize, "resize": resize_whole}
+
+
+def eval_transform(family: str, task: str) -> str:
+    """The evaluation view of a backbone family on a dataset task ("classification" or "dense").
+
+    SigLIP-family backbones (teachers and their students) see their own view, the whole image
+    resized, on classification data (zero-shot, and the feature caches of the linear probe and
+    k-NN). The dense probes keep one view for every backbone, the centred square (Probe3D's NYUv2
+    centre crop), so that the targets and the metrics are the same for all of them.
+    """
+    return "resize" if family == "siglip" and task == "classification" else "center_crop"
 
 
 class EvalBatch(NamedTuple):
@@ -47,14 +65,16 @@ def _npy(data: bytes) -> np.ndarray:
 
 
 class _EvalStream(IterableDataset):
-    def __init__(self, shards: list[str], task: str, image_size: int, batch_size: int, streams: int) -> None:
+    def __init__(
+        self, shards: list[str], task: str, image_size: int, batch_size: int, streams: int, transform: str
+    ) -> None:
         super().__init__()
         self.shards, self.task, self.size, self.batch_size = shards, task, image_size, batch_size
-        self.streams = streams
+        self.streams, self.view = streams, _VIEWS[transform]
 
     def _convert(self, sample: dict[str, Any]) -> tuple:
         img = decode_image(sample[image_extension(sample)])
-        pixels = center_crop_resize(img, self.size)
+        pixels = self.view(img, self.size)
         if self.task == "classification":
             return pixels, int(sample["cls"].decode())
         depth = _npy(sample["depth.npy"])
@@ -113,9 +133,15 @@ class EvalLoader:
         rank: int = 0,
         world_size: int = 1,
         streams: int = 8,
+        transform: str = "center_crop",
     ) -> None:
         meta = read_meta(dataset_dir)
         self.task = meta["task"]
+        if transform not in EVAL_TRANSFORMS:
+            raise ValueError(f"eval transform must be one of {EVAL_TRANSFORMS}, got {transform!r}")
+        if transform != "center_crop" and self.task != "classification":
+            raise ValueError(f"eval transform {transform!r} is for classification data; {dataset_dir} is {self.task}")
+        self.transform = transform
         self.class_names: list[str] | None = meta.get("class_names")
         self.num_samples = meta["splits"][split]["num_samples"] if split in meta["splits"] else 0
         self.shards = split_shards(dataset_dir, split)[rank::world_size]
@@ -125,7 +151,7 @@ class EvalLoader:
         self.skipped = SkipCounter()
 
     def __iter__(self) -> Iterator[EvalBatch | DenseBatch]:
-        stream = _EvalStream(self.shards, self.task, self.image_size, self.batch_size, self.streams)
+        stream = _EvalStream(self.shards, self.task, self.image_size, self.batch_size, self.streams, self.transform)
         loader = DataLoader(stream, batch_size=None, num_workers=self.num_workers)
         leftovers: dict[int, dict[str, Any]] = {}
         for message, _ in in_stream_order(loader, self.streams):

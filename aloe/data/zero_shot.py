@@ -6,16 +6,27 @@
   replaced by spaces);
 - ``templates.json``: ``single`` = ["a photo of a {}."] and ``openclip_imagenet`` = the 80
   OpenAI/OpenCLIP ImageNet templates; ``{}`` is the class-name slot.
+
+``canonicalize_text`` is the text normalisation of SigLIP's zero-shot evaluation (big_vision's
+``prompt_engineering.canonicalize_text``, which OpenCLIP's SigLIP/SigLIP2 tokenizers apply to every
+prompt as ``clean="canonicalize"``): underscores become spaces, ASCII punctuation
+(``string.punctuation``, hyphens and apostrophes included) is deleted, not replaced by a space,
+the text is lowercased and whitespace runs become one space, stripped at both ends. OpenCLIP
+cleans the whole formatted prompt this way (after ftfy/HTML unescaping, a no-op on the ASCII
+names and templates shipped here); big_vision cleans names (keeping ",") and templates (keeping
+"{}") separately, the same text for names without commas, as all shipped names are.
 """
 
 from __future__ import annotations
 
 import json
+import string
 from functools import lru_cache
 from pathlib import Path
 
 META_DIR = Path(__file__).parent / "meta"
 TEMPLATE_SETS = ("single", "openclip_imagenet")
+_DELETE_PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 
 @lru_cache(maxsize=None)
@@ -41,3 +52,8 @@ def load_templates(name: str) -> list[str]:
 def format_prompts(class_names: list[str], templates: list[str]) -> list[list[str]]:
     """prompts[c][t] = templates[t] filled with class_names[c]."""
     return [[t.format(c) for t in templates] for c in class_names]
+
+
+def canonicalize_text(text: str) -> str:
+    """SigLIP's prompt normalisation, e.g. "a photo of a T-shirt." -> "a photo of a tshirt"."""
+    return " ".join(text.replace("_", " ").translate(_DELETE_PUNCTUATION).lower().split())

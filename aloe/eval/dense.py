@@ -3,8 +3,10 @@
 Head: a 1x1 convolution ("linear") on the concatenated patch features of the chosen blocks,
 bilinearly upsampled to the label size. The paper's wording is a linear head; Probe3D's code
 defaults to a DPT head with 256 depth bins, which is not implemented here (head="dpt" raises).
-Depth is regressed directly in log space (no bins). Normals use a plain angular loss; Probe3D's
-uncertainty-aware variant is not implemented.
+Depth is regressed directly in log space (no bins), with Probe3D's depth loss
+10 * SigLoss + 0.5 * gradient loss (``evals/utils/losses.py`` there). Normals use a plain angular
+loss on Probe3D's valid pixels (depth > 0, when the depth is given); Probe3D's uncertainty-aware
+variant is not implemented.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aloe.eval.dense_metrics import MIN_DEPTH, depth_metrics, normal_metrics
+from aloe.eval.dense_metrics import depth_metrics, normal_metrics
 from aloe.lr_schedule import warmup_cosine
 
-MAX_DEPTH = 10.0
+MIN_DEPTH, MAX_DEPTH = 1e-3, 10.0  # Probe3D's depth range (the probe's output range)
+GRADIENT_STRIDES = (1, 2, 4, 6)  # Probe3D subsamples by 1, then 2 * i for i = 1, 2, 3
+GRADIENT_EPS = 1e-3
 HEADS = ("linear",)
 
 
@@ -54,18 +58,25 @@ def silog_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, lam: f
     return torch.sqrt((g**2).mean() - lam * g.mean() ** 2 + 1e-8)
 
 
-def gradient_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, scales: int = 4) -> torch.Tensor:
-    """Multi-scale gradient matching loss on log depth (MiDaS / Probe3D)."""
-    d = torch.log(pred.clamp_min(MIN_DEPTH)) - torch.log(gt.clamp_min(MIN_DEPTH))
-    d, m = d * valid, valid.float()
+def gradient_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Probe3D's multi-scale gradient loss on the log-depth residual (after MegaDepth).
+
+    At each stride k in GRADIENT_STRIDES both maps are subsampled (``[..., ::k, ::k]``) and
+    r = (log(pred + eps) - log(gt + eps)) * valid; the term of that scale is
+    (sum |r[i, j] - r[i, j + 2]| + sum |r[i, j] - r[i + 2, j]|) / N, each difference counted where
+    both of its pixels are valid and N the number of valid pixels of the whole batch at that
+    scale (Probe3D's differences skip one pixel, and it normalises by pixels, not by pairs). The
+    loss is the sum of the terms. Valid: gt > 0 (and ``valid`` if given); a scale without valid
+    pixels adds 0 where Probe3D would divide by zero.
+    """
+    mask = gt > 0 if valid is None else valid.bool() & (gt > 0)
     total = pred.new_zeros(())
-    for s in range(scales):
-        step = 2**s
-        ds, ms = d[..., ::step, ::step], m[..., ::step, ::step]
-        mx, my = ms[..., :, 1:] * ms[..., :, :-1], ms[..., 1:, :] * ms[..., :-1, :]
-        gx = (ds[..., :, 1:] - ds[..., :, :-1]).abs() * mx
-        gy = (ds[..., 1:, :] - ds[..., :-1, :]).abs() * my
-        total = total + (gx.sum() + gy.sum()) / (mx.sum() + my.sum()).clamp_min(1)
+    for k in GRADIENT_STRIDES:
+        p, g, m = pred[..., ::k, ::k], gt[..., ::k, ::k], mask[..., ::k, ::k]
+        r = (torch.log(p + GRADIENT_EPS) - torch.log(g.clamp_min(0) + GRADIENT_EPS)) * m
+        gx = (r[..., :, :-2] - r[..., :, 2:]).abs() * (m[..., :, :-2] & m[..., :, 2:])
+        gy = (r[..., :-2, :] - r[..., 2:, :]).abs() * (m[..., :-2, :] & m[..., 2:, :])
+        total = total + (gx.sum() + gy.sum()) / m.sum().clamp_min(1)
     return total
 
 
@@ -75,12 +86,13 @@ def angular_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> t
     return torch.arccos(cos.clamp(-1 + 1e-6, 1 - 1e-6))[valid].mean()
 
 
-def _loss(task: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def _loss(task: str, out: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     if task == "depth":
         valid = target > 0
         pred = to_depth(out)
         return 10.0 * silog_loss(pred, target, valid) + 0.5 * gradient_loss(pred, target, valid)
-    return angular_loss(out, target, target.norm(dim=1) > 0)
+    mask = target.norm(dim=1) > 0 if valid is None else valid[:, 0] > 0
+    return angular_loss(out, target, mask)
 
 
 def _check_task(task: str, targets: torch.Tensor) -> None:
@@ -114,11 +126,14 @@ def train_dense_probe(
     final_lr_fraction: float = 0.01,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    valid: torch.Tensor | None = None,
 ) -> nn.Module:
     """Train a dense head on frozen (N, D, h, w) features against (N, 1|3, H, W) targets.
 
     AdamW with linear warm-up and cosine decay to ``final_lr_fraction * lr`` (Probe3D schedule).
-    Depth targets <= 0 and zero-length normals are treated as invalid pixels.
+    Depth targets <= 0 are invalid pixels. For normals ``valid`` (N, 1, H, W) marks the valid
+    pixels (Probe3D: the ground-truth depth > 0; the depth itself may be passed); without it,
+    zero-length normals are the invalid ones.
     """
     _check_task(task, targets)
     if feats.shape[0] != targets.shape[0]:
@@ -134,7 +149,8 @@ def train_dense_probe(
     model.train()
     for _ in range(epochs):
         for idx in torch.randperm(feats.shape[0], generator=gen).split(batch_size):
-            loss = _loss(task, model(feats[idx].to(device).float(), size), targets[idx].to(device).float())
+            mask = None if valid is None else valid[idx].to(device)
+            loss = _loss(task, model(feats[idx].to(device).float(), size), targets[idx].to(device).float(), mask)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -162,12 +178,21 @@ def evaluate_dense_probe(
     test_feats: torch.Tensor,
     test_targets: torch.Tensor,
     task: str,
+    *,
+    train_depth: torch.Tensor | None = None,
+    test_depth: torch.Tensor | None = None,
     **train_kwargs,
 ) -> dict[str, float]:
-    """Train on train, return the test metrics (depth_metrics or normal_metrics keys)."""
+    """Train on train, return the test metrics (depth_metrics or normal_metrics keys).
+
+    ``train_depth``/``test_depth`` (N, 1, H, W): the ground-truth depth, whose pixels > 0 are
+    Probe3D's valid pixels of the normals task (loss and metrics).
+    """
     _check_task(task, test_targets)
+    if task == "normals" and train_depth is not None:
+        train_kwargs["valid"] = train_depth > 0
     model = train_dense_probe(train_feats, train_targets, task, **train_kwargs)
     pred = predict_dense(model, test_feats, test_targets.shape[-2:], task)
     if task == "depth":
         return depth_metrics(pred, test_targets.float())
-    return normal_metrics(pred, test_targets.float())
+    return normal_metrics(pred, test_targets.float(), None if test_depth is None else test_depth > 0)

@@ -14,7 +14,8 @@ from typing import Any, Sequence
 
 import torch
 
-from aloe.data.eval_loader import EvalLoader
+from aloe.data.eval_loader import EvalLoader, eval_transform
+from aloe.data.shards import read_meta
 from aloe.device import resolve_device
 from aloe.eval.classifier import ProbedClassifier, load_head
 from aloe.eval.explanation_panels import run_explanation_panels as _explanation_panels
@@ -33,10 +34,13 @@ from aloe.tensorfile import save_tensors
 _log = logging.getLogger(__name__)
 
 
-def preprocessing_record(backbone: Any, image_size: int) -> dict[str, Any]:
-    """What turns a stored image into the backbone input (part of the cache provenance)."""
+def preprocessing_record(backbone: Any, image_size: int, transform: str = "center_crop") -> dict[str, Any]:
+    """What turns a stored image into the backbone input (part of the cache provenance); the
+    transform is ``aloe.data.eval_loader.eval_transform``'s choice (SigLIP: the whole image)."""
     rec = {"image_size": int(image_size), "crop": "largest centred square", "resize": "bilinear",
            "input": "rgb float [0,1]"}
+    if transform == "resize":
+        rec.update(crop="none (whole image, aspect ratio not kept)", resize="bicubic (antialiased)")
     if hasattr(backbone, "mean"):
         rec.update(mean=list(backbone.mean), std=list(backbone.std))
     return rec
@@ -62,11 +66,14 @@ def run_extract_feature_splits(
     backbone = load_backbone(backbone_path, backbone_kind).to(device)
     size = int(image_size or backbone.image_size)
     checksum = checkpoint_checksum(backbone_path)
+    transform = eval_transform(getattr(backbone, "family", ""), read_meta(dataset_dir)["task"])
     provenance = {}
     for split, out in outs.items():
-        loader = EvalLoader(dataset_dir, split, image_size=size, batch_size=batch_size, num_workers=num_workers)
+        loader = EvalLoader(dataset_dir, split, image_size=size, batch_size=batch_size, num_workers=num_workers,
+                            transform=transform)
         cached_features(
-            out, backbone, loader, dataset=dataset, split=split, preprocessing=preprocessing_record(backbone, size),
+            out, backbone, loader, dataset=dataset, split=split,
+            preprocessing=preprocessing_record(backbone, size, transform),
             last_n=last_n, avgpool=avgpool, patch_blocks=patch_blocks, device=device, backbone_checksum=checksum,
         )
         if loader.skipped.sizes:  # read now (not an existing cache): its damage is stored with the features
@@ -164,13 +171,15 @@ def run_zeroshot(
     device: str = "auto",
 ) -> dict[str, Any]:
     """Zero-shot top-1: text tower of the SigLIP teacher at ``text_model_path``, image embeddings
-    from ``image_encoder_path`` (the teacher itself, or a B-cos student of it)."""
+    from ``image_encoder_path`` (the teacher itself, or a B-cos student of it), on SigLIP's view
+    of the images (``eval_transform``: the whole image resized, bicubic)."""
     device = resolve_device(device)
     text = load_teacher(text_model_path)
     if text.family != "siglip" or text.tokenizer is None or not hasattr(text.hf_model, "get_text_features"):
         raise ValueError(f"zero-shot text_model_path {text_model_path!r} must be a SigLIP checkpoint with tokenizer")
     encoder = load_backbone(image_encoder_path, image_encoder_kind).to(device)
-    loader = EvalLoader(dataset_dir, split, image_size=encoder.image_size, batch_size=batch_size)
+    transform = eval_transform(getattr(encoder, "family", ""), "classification")
+    loader = EvalLoader(dataset_dir, split, image_size=encoder.image_size, batch_size=batch_size, transform=transform)
     names = list(class_names or loader.class_names or [])
     if not names:
         raise ValueError(f"{dataset_dir} has no class_names and none were given (config key class_names)")
@@ -179,9 +188,15 @@ def run_zeroshot(
     )
     acc, n = zeroshot_top1(encoder, ((b.pixels, b.labels) for b in loader), w, scale, bias, device=device)
     params = {"template_set": template_set, "num_templates": len(templates), "num_images": n,
-              "skipped": loader.skipped.total, "split": split}
+              "skipped": loader.skipped.total, "split": split,
+              "preprocessing": preprocessing_record(encoder, encoder.image_size, transform)}
     rec = make_record("zeroshot_top1", acc, backbone=backbone, variant=variant, dataset=dataset, params=params)
     return write_records(out, [rec])[0]
+
+
+# What the dense records' values are (the Probe3D conventions, aloe.eval.dense_metrics).
+DENSE_UNITS = {"depth": "delta: fraction of valid pixels in [0, 1]; rmse: metres",
+               "normals": "frac_under: fraction of valid pixels in [0, 1]; rmse_deg: degrees"}
 
 
 def run_dense_probe(
@@ -210,11 +225,12 @@ def run_dense_probe(
         raise ValueError(f"{train_features} lacks patch features of blocks {missing or blocks} (config patch_blocks)")
     cat = lambda f: torch.cat([f[f"block{b}"] for b in blocks], dim=1)  # noqa: E731
     target = "depth" if task == "depth" else "normal"
-    metrics = evaluate_dense_probe(cat(train), train[target], cat(test), test[target], task,
+    depths = {} if task == "depth" else {"train_depth": train["depth"], "test_depth": test["depth"]}
+    metrics = evaluate_dense_probe(cat(train), train[target], cat(test), test[target], task, **depths,
                                    head=head, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                                    device=device)
     params = {"task": task, "blocks": blocks, "head": head, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-              "seed": seed}
+              "seed": seed, "units": DENSE_UNITS[task], "aggregation": "per image, mean over images"}
     recs = [make_record(f"{task}_{name}", v, backbone=backbone, variant=variant, dataset=dataset, params=params)
             for name, v in metrics.items()]
     return write_records(out, recs)

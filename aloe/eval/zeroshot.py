@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from aloe.data.zero_shot import format_prompts
+from aloe.data.zero_shot import canonicalize_text, format_prompts
 
 
 def classifier_from_text_embeddings(text_emb: torch.Tensor) -> torch.Tensor:
@@ -47,14 +47,16 @@ def siglip_text_embeddings(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
 ) -> torch.Tensor:
-    """(C, T, D) text embeddings from a HF SiglipModel: lowercase text, padding="max_length".
+    """(C, T, D) text embeddings from a HF SiglipModel: canonicalised prompts
+    (``aloe.data.zero_shot.canonicalize_text``: lowercase, punctuation deleted, whitespace
+    collapsed, as SigLIP's evaluation cleans text), padding="max_length".
 
     Only input_ids are passed, as SigLIP was trained without a text attention mask.
     Templates use ``{}`` for the class name (``aloe.data.zero_shot.load_templates``).
     """
     if not class_names or not templates:
         raise ValueError("zero-shot needs at least one class name and one template")
-    texts = [p.lower() for row in format_prompts(list(class_names), list(templates)) for p in row]
+    texts = [canonicalize_text(p) for row in format_prompts(list(class_names), list(templates)) for p in row]
     out = []
     for s in range(0, len(texts), batch_size):
         ids = tokenizer(

@@ -51,8 +51,8 @@ class Metric:
 
 
 def _normals(label: str) -> Metric:
-    # Records hold percent of pixels; the paper prints fractions (Table B5).
-    return Metric(label, "fraction", decimals=2, scale=0.01)
+    # Records hold fractions of valid pixels (Probe3D's convention), as the paper prints (Table B5).
+    return Metric(label, "fraction", decimals=2)
 
 
 METRICS = {
@@ -63,9 +63,9 @@ METRICS = {
     "depth_rel_rmse": Metric("Rel. RMSE", "m", decimals=4, higher_is_better=False),
     "depth_abs_delta1": Metric("Abs. delta1", "fraction", decimals=4),
     "depth_abs_rmse": Metric("Abs. RMSE", "m", decimals=4, higher_is_better=False),
-    "normals_pct_under_11.25": _normals("delta1 (11.25 deg)"),
-    "normals_pct_under_22.5": _normals("delta2 (22.5 deg)"),
-    "normals_pct_under_30": _normals("delta3 (30 deg)"),
+    "normals_frac_under_11.25": _normals("delta1 (11.25 deg)"),
+    "normals_frac_under_22.5": _normals("delta2 (22.5 deg)"),
+    "normals_frac_under_30": _normals("delta3 (30 deg)"),
     "normals_rmse_deg": Metric("RMSE (deg)", "deg", decimals=1, higher_is_better=False),
     "gridpg": Metric("GridPG", "%", decimals=2, scale=100.0),  # records hold a share in [0, 1]
 }

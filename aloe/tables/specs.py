@@ -33,7 +33,7 @@ class TableSpec:
 
 
 _DEPTH = ("depth_rel_delta1", "depth_rel_rmse", "depth_abs_delta1", "depth_abs_rmse")
-_NORMALS = ("normals_pct_under_11.25", "normals_pct_under_22.5", "normals_pct_under_30", "normals_rmse_deg")
+_NORMALS = ("normals_frac_under_11.25", "normals_frac_under_22.5", "normals_frac_under_30", "normals_rmse_deg")
 
 TABLES: dict[str, TableSpec] = {
     "table2": TableSpec("grid", "Linear-probe top-1 (%) on frozen features, base models.", ("lp_top1",),

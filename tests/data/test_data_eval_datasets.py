@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import numpy as np
@@ -107,6 +108,10 @@ def test_zero_shot_metadata():
     assert load_templates("single") == ["a photo of a {}."]
     names = load_class_names("imagenet1k")
     assert len(names) == 1000 and names[0] == "tench" and names[-1] == "toilet paper"
+    # OpenCLIP main's IMAGENET_CLASSNAMES names classes 836 and 837 both "sunglasses"
+    assert names[835:839] == ["sundial", "sunglasses", "sunglasses", "sunscreen"] and len(set(names)) == 998
+    assert hashlib.sha256("\n".join(names).encode()).hexdigest() == (
+        "571ae1c583b4be7da87519494c52bf405a46af05d5815627c7a0dee997068b60")
     assert load_class_names("cifar10")[0] == "airplane" and len(load_class_names("cifar100")) == 100
     assert load_class_names("cifar100")[1] == "aquarium fish"
     prompts = format_prompts(["red circle", "blue star"], load_templates("single"))

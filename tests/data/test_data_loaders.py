@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from aloe.data.align_loader import AlignmentLoader
-from aloe.data.augment import center_crop_resize, crop_params, decode_image, random_resized_crop
-from aloe.data.eval_loader import EvalLoader
+from aloe.data.augment import center_crop_resize, crop_params, decode_image, random_resized_crop, resize_whole
+from aloe.data.eval_loader import EvalLoader, eval_transform
 from aloe.data.synthetic_depth import render_scene
 from aloe.data.synthetic_world import SYNTHETIC_PRESETS, make_synthetic_world
 
@@ -175,6 +175,41 @@ def test_eval_loader_is_ordered_and_exact(tiny_world):
     expected = center_crop_resize(decode_image(first["png"]), 24)
     assert torch.equal(batches[0].pixels[0], expected.permute(2, 0, 1).float() / 255)
     assert batches[0].pixels.is_contiguous()
+
+
+def test_siglip_view_resizes_the_whole_image():
+    # 20 x 60 grey image with white 6 x 12 markers in two corners (outside the centre square)
+    img = torch.full((3, 20, 60), 100, dtype=torch.uint8)
+    img[:, :6, :12] = 255
+    img[:, -6:, -12:] = 255
+    out = resize_whole(img, 10)
+    assert out.shape == (10, 10, 3) and out.dtype == torch.uint8
+    # the markers survive at the output corners (squashed 3x horizontally), the rest stays grey
+    assert out[0, 0].min() > 200 and out[-1, -1].min() > 200 and out[0, -1].max() < 130 and out[-1, 0].max() < 130
+    assert (out[4:6, 4:6].int() - 100).abs().max() <= 1
+    crop = center_crop_resize(img, 10)
+    assert crop.max() <= 101  # the centred square has no marker: that view crops them away
+    # antialiased bicubic, as PIL's BICUBIC (OpenCLIP's SigLIP preprocessing), to one grey level
+    rng = np.random.default_rng(1)
+    rand = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    from PIL import Image
+    ref = np.asarray(Image.fromarray(rand).resize((16, 16), Image.BICUBIC)).astype(int)
+    got = resize_whole(torch.from_numpy(rand).permute(2, 0, 1), 16).numpy().astype(int)
+    assert np.abs(got - ref).max() <= 1
+    assert eval_transform("siglip", "classification") == "resize"
+    assert eval_transform("siglip", "dense") == eval_transform("vit", "classification") == "center_crop"
+
+
+def test_eval_loader_resize_view(tiny_world):
+    import webdataset as wds
+    first = next(iter(wds.WebDataset(str(tiny_world / "shapes/test/000000.tar"), shardshuffle=False)))
+    batch = next(iter(EvalLoader(tiny_world / "shapes", "test", image_size=24, batch_size=7, transform="resize")))
+    expected = resize_whole(decode_image(first["png"]), 24)
+    assert torch.equal(batch.pixels[0], expected.permute(2, 0, 1).float() / 255)
+    with pytest.raises(ValueError, match="classification"):
+        EvalLoader(tiny_world / "depth", "test", image_size=24, batch_size=7, transform="resize")
+    with pytest.raises(ValueError, match="one of"):
+        EvalLoader(tiny_world / "shapes", "test", image_size=24, batch_size=7, transform="crop")
 
 
 def test_eval_batches_do_not_depend_on_the_number_of_workers(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aloe.eval.dense import (
-    evaluate_dense_probe, gradient_loss, make_head, probe_lr_factor, silog_loss, to_depth,
+    GRADIENT_EPS, evaluate_dense_probe, gradient_loss, make_head, probe_lr_factor, silog_loss, to_depth,
 )
 from aloe.eval.dense_metrics import align_scale_shift, depth_metrics, normal_metrics
 
@@ -52,16 +52,79 @@ def test_normal_metrics_by_hand():
     gt = torch.tensor([0.0, 0.0, 1.0])[:, None].repeat(1, 5)
     gt[:, 4] = 0  # invalid pixel
     m = normal_metrics(pred.reshape(1, 3, 1, 5), gt.reshape(1, 3, 1, 5))
-    assert m["pct_under_11.25"] == pytest.approx(25.0)
-    assert m["pct_under_22.5"] == pytest.approx(50.0)
-    assert m["pct_under_30"] == pytest.approx(75.0)
+    assert m["frac_under_11.25"] == pytest.approx(0.25)
+    assert m["frac_under_22.5"] == pytest.approx(0.5)
+    assert m["frac_under_30"] == pytest.approx(0.75)
     assert m["rmse_deg"] == pytest.approx(math.sqrt((0 + 400 + 625 + 2025) / 4), abs=1e-6)
+
+
+def _normal_field(angles_deg):
+    a = torch.deg2rad(torch.tensor(angles_deg, dtype=torch.float64))
+    return torch.stack([a.sin(), torch.zeros_like(a), a.cos()])
+
+
+def test_normal_metrics_are_per_image_means_on_depth_mask():
+    # image 0: one valid pixel (error 0) of four; image 1: four valid pixels (20, 25, 45, 80 degrees)
+    pred = torch.stack([_normal_field([0.0, 50.0, 50.0, 50.0]), _normal_field([20.0, 25.0, 45.0, 80.0])])
+    gt = _normal_field([0.0] * 4)[None].repeat(2, 1, 1)
+    pred, gt = pred.reshape(2, 3, 2, 2), gt.reshape(2, 3, 2, 2)
+    depth = torch.tensor([[1.5, 0.0, 0.0, 0.0], [2.0, 2.0, 2.0, 2.0]]).reshape(2, 1, 2, 2)
+    m = normal_metrics(pred, gt, depth > 0)
+    # per image then averaged: (1 + 0) / 2, (1 + 1/4) / 2, (1 + 2/4) / 2; pooled would give 1/5, 2/5, 3/5
+    assert m["frac_under_11.25"] == pytest.approx(0.5)
+    assert m["frac_under_22.5"] == pytest.approx(0.625)
+    assert m["frac_under_30"] == pytest.approx(0.75)
+    assert m["rmse_deg"] == pytest.approx((0 + math.sqrt((400 + 625 + 2025 + 6400) / 4)) / 2, abs=1e-6)
+    # the depth, not the normal's length, decides: the 50-degree pixels of image 0 have unit normals
+    assert normal_metrics(pred, gt)["frac_under_11.25"] == pytest.approx((1 / 4 + 0) / 2)
+    with pytest.raises(ValueError, match=r"indices \[0\]"):
+        normal_metrics(pred, gt, depth * torch.tensor([0.0, 1.0])[:, None, None, None])
+
+
+def test_relative_depth_is_not_clamped():
+    # one image, gt (0.3, 0.3, 3) at pred (0, 1, 2): least squares s = 1.35, t = -0.15, the aligned
+    # (-0.15, 1.2, 2.55) has a negative value, which counts unclamped (Probe3D)
+    pred = torch.tensor([[[0.0, 1.0, 2.0]]])
+    gt = torch.tensor([[[0.3, 0.3, 3.0]]])
+    torch.testing.assert_close(align_scale_shift(pred.double(), gt.double(), gt > 0),
+                               torch.tensor([[[-0.15, 1.2, 2.55]]], dtype=torch.float64))
+    m = depth_metrics(pred, gt)
+    assert m["rel_rmse"] == pytest.approx(math.sqrt((0.45**2 + 0.9**2 + 0.45**2) / 3), abs=1e-7)  # 0.6364
+    assert m["abs_rmse"] == pytest.approx(math.sqrt((0.3**2 + 0.7**2 + 1.0**2) / 3), abs=1e-7)
+    # ratios: rel (inf, 4, 1.176), abs (inf, 3.33, 1.5)
+    assert [m[f"rel_delta{k}"] for k in (1, 2, 3)] == pytest.approx([1 / 3] * 3)
+    assert [m[f"abs_delta{k}"] for k in (1, 2, 3)] == pytest.approx([0, 1 / 3, 1 / 3])
+
+
+def test_gradient_loss_by_hand():
+    def from_residual(r, gt):  # pred with log(pred + eps) - log(gt + eps) == r exactly
+        return (gt + GRADIENT_EPS) * torch.exp(r) - GRADIENT_EPS
+
+    # one 13x13 image, residual 1 at (0, 0): differences skip one pixel, so at every stride k the
+    # pairs (0,0)-(0,2) and (0,0)-(2,0) of the subsampled map count 1 each, over N valid pixels:
+    # k = 1, 2, 4, 6 leave 13, 7, 4, 3 rows -> 2/169 + 2/49 + 2/16 + 2/9
+    gt = torch.full((1, 1, 13, 13), 2.0, dtype=torch.float64)
+    r = torch.zeros_like(gt)
+    r[..., 0, 0] = 1.0
+    expected = 2 / 169 + 2 / 49 + 2 / 16 + 2 / 9
+    assert float(gradient_loss(from_residual(r, gt), gt)) == pytest.approx(expected, abs=1e-12)
+    # two 3x3 images, (0, 2) of the first invalid; N counts the valid pixels of the batch (8 + 9)
+    gt = torch.full((2, 1, 3, 3), 1.0, dtype=torch.float64)
+    gt[0, 0, 0, 2] = 0.0
+    r = torch.zeros_like(gt)
+    r[0, 0] = torch.tensor([[0.0, 1.0, 5.0], [0.0, 0.0, 0.0], [3.0, 0.0, 0.0]])
+    # rows: |r00 - r02| invalid, |0 - 0|, |3 - 0|; columns: |0 - 3|, |1 - 0|, |r02 - 0| invalid
+    pred = from_residual(r, gt)
+    assert float(gradient_loss(pred, gt)) == pytest.approx((3 + 3 + 1) / 17, abs=1e-12)
+    # the valid argument restricts further: dropping image 1 leaves N = 8
+    valid = torch.tensor([True, False])[:, None, None, None].expand_as(gt)
+    assert float(gradient_loss(pred, gt, valid)) == pytest.approx(7 / 8, abs=1e-12)
 
 
 def test_losses():
     gt = torch.rand(2, 1, 8, 8) * 5 + 0.5
     valid = gt > 0
-    assert gradient_loss(gt * 3.0, gt, valid) < 1e-6  # scale-invariant
+    assert gradient_loss(gt * 3.0, gt, valid) < 4e-3  # scale-invariant up to the eps of log(d + 1e-3)
     assert gradient_loss(gt + torch.rand_like(gt), gt, valid) > 1e-2
     assert silog_loss(gt, gt, valid) < 1e-3
     assert silog_loss(gt * 2, gt, valid) < silog_loss(gt * torch.rand_like(gt) * 2, gt, valid)
@@ -103,4 +166,4 @@ def test_linear_probe_learns_normals():
     trf, trt = _synthetic(32, 0, "normals")
     tef, tet = _synthetic(8, 1, "normals")
     m = evaluate_dense_probe(trf, trt, tef, tet, "normals", epochs=40, lr=2e-2, batch_size=8)
-    assert m["pct_under_11.25"] > 60.0, m
+    assert m["frac_under_11.25"] > 0.6, m

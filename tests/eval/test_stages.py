@@ -6,7 +6,7 @@ import torch
 from aloe import bcosify
 from aloe.data.zero_shot import load_templates
 from aloe.eval.classifier import load_head
-from aloe.eval.features import ProvenanceMismatchError, load_features, read_metadata
+from aloe.eval.features import ProvenanceMismatchError, load_features, read_metadata, read_provenance
 from aloe.eval.stages import (
     run_deletion, run_dense_probe, run_extract_train_test, run_gridpg, run_knn, run_linear_probe,
     run_zeroshot,
@@ -125,4 +125,10 @@ def test_zeroshot_stage(tmp_path, world):
                        split="test", templates=load_templates("single"), template_set="single",
                        backbone="tiny-siglip", variant="teacher")
     assert rec["metric"] == "zeroshot_top1" and rec["params"]["num_images"] == 24
+    prep = rec["params"]["preprocessing"]
+    assert prep["crop"].startswith("none") and prep["resize"].startswith("bicubic")
+    # SigLIP feature caches: the whole image on classification data, the centred square on dense data
+    for dataset, crop in (("shapes", "none (whole image, aspect ratio not kept)"), ("depth", "largest centred square")):
+        f = _features(tmp_path, siglip_dir, "teacher", world, dataset)
+        assert read_provenance(f["train"])["preprocessing"]["crop"] == crop
     assert rec["value"] * 24 / 100 == pytest.approx(round(rec["value"] * 24 / 100))

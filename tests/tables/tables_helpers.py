@@ -18,7 +18,7 @@ DEMO_BACKBONES = ("demo_vit", "demo_siglip", "demo_dinov3")
 DEMO_DATASETS = ("shapes", "textures", "digits")
 VARIANTS = ("teacher", "bcosification", "aloe")
 DEPTH_METRICS = ("depth_rel_delta1", "depth_rel_rmse", "depth_abs_delta1", "depth_abs_rmse")
-NORMAL_METRICS = ("normals_pct_under_11.25", "normals_pct_under_22.5", "normals_pct_under_30", "normals_rmse_deg")
+NORMAL_METRICS = ("normals_frac_under_11.25", "normals_frac_under_22.5", "normals_frac_under_30", "normals_rmse_deg")
 
 
 def accuracy(rng: random.Random, variant: str) -> float:
@@ -45,7 +45,7 @@ def write_demo_records(root: Path) -> dict[str, list[Path]]:
     dense = []
     for b in DEMO_BACKBONES:
         for v in VARIANTS:
-            ranges = [(0.5, 0.99), (0.1, 0.6)] * 2 + [(20, 90)] * 3 + [(15, 40)]
+            ranges = [(0.5, 0.99), (0.1, 0.6)] * 2 + [(0.2, 0.9)] * 3 + [(15, 40)]  # normals: fractions
             for m, (lo, hi) in zip(DEPTH_METRICS + NORMAL_METRICS, ranges):
                 dense.append(make_record(m, rng.uniform(lo, hi), backbone=b, variant=v, dataset="depth"))
     write_records(root / "dense.json", dense)

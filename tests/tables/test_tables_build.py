@@ -204,7 +204,7 @@ def test_dense_tables_bold_direction_and_units(tmp_path):
     b5 = build_table("tableB5", files["tableB5"], tmp_path / "b5.csv", tmp_path / "b5.tex")
     recs = {(r["backbone"], r["variant"], r["metric"]): r["value"] for r in read_records(files["tableB5"][0])}
     teacher = b5.blocks[0].rows[0]
-    assert teacher.cells[0].value == pytest.approx(recs[("demo_vit", "teacher", "normals_pct_under_11.25")] / 100)
+    assert teacher.cells[0].value == pytest.approx(recs[("demo_vit", "teacher", "normals_frac_under_11.25")])
     assert teacher.cells[3].value == recs[("demo_vit", "teacher", "normals_rmse_deg")]
     df = pd.read_csv(tmp_path / "b5.csv", float_precision="round_trip")
     assert set(df[df.metric == "normals_rmse_deg"].unit) == {"deg"}
