@@ -1,7 +1,7 @@
 """Entry points: a plain function for Snakemake / scripts and a submitit-checkpointable job.
 
-Job config (one dict): ``teacher`` (name or path for ``aloe.load_teacher``), ``b`` and
-``stem`` (for ``aloe.bcosify``) and ``train`` (the ``TrainConfig`` keys).
+Job config (one dict): ``teacher`` (name or path for ``aloe.load_teacher``), ``b``, ``stem``
+and ``bcos_form`` (for ``aloe.bcosify``) and ``train`` (the ``TrainConfig`` keys).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from aloe.align.train import TrainResult, train
 from aloe.io import read_json, write_json
 from aloe.models import bcosify, load_teacher, shared_linear_weights
 
-JOB_KEYS = ("teacher", "b", "stem", "train", "data")  # data: fingerprint of the run's data (recorded only)
+JOB_KEYS = ("teacher", "b", "stem", "bcos_form", "train", "data")  # data: fingerprint of the run's data (recorded only)
 
 
 def build_from_foundation(job: dict[str, Any]):
@@ -25,7 +25,8 @@ def build_from_foundation(job: dict[str, Any]):
     if "teacher" not in job:
         raise ValueError("alignment job config lacks the 'teacher' key (an HF id or a local folder)")
     teacher = load_teacher(job["teacher"])
-    student = bcosify(teacher, b=job.get("b", 2), stem=job.get("stem", "linear"))
+    student = bcosify(teacher, b=job.get("b", 2), stem=job.get("stem", "linear"),
+                      bcos_form=job.get("bcos_form", "cosine"))
     return teacher, student, shared_linear_weights
 
 

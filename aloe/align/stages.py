@@ -30,7 +30,8 @@ def shard_files(directory: str | os.PathLike) -> list[str]:
 
 def alignment_job(result: str | os.PathLike, *, teacher: str, teacher_depth: int, b: float, stem: str,
                   train: Mapping[str, Any], shards: str, heldout_shards: Optional[str] = None,
-                  train_keys: Optional[str] = None, depths: Any = "default") -> AlignJob:
+                  train_keys: Optional[str] = None, depths: Any = "default",
+                  bcos_form: str = "cosine") -> AlignJob:
     """The checkpointable job of one alignment (or baseline) run writing ``<run dir>/result.json``.
 
     ``shards`` / ``heldout_shards`` are shard folders; ``train`` holds the remaining TrainConfig
@@ -38,7 +39,8 @@ def alignment_job(result: str | os.PathLike, *, teacher: str, teacher_depth: int
     ``teacher_depth`` (config ``teachers.<name>.depth``, which the teacher stage checks against the
     loaded teacher), so that the run folder's digest names blocks, not symbols; ``"default"``
     stays ``None`` there (the objective's default). The objective resolves the depths again
-    against the student's real block count, and rejects a depth the model lacks.
+    against the student's real block count, and rejects a depth the model lacks. ``bcos_form``:
+    the student's B-cos layers (``aloe.bcos.linear.FORMS``; config ``baselines.bcos_form``).
     """
     cfg = dict(train)
     blocks = None if depths == "default" else resolve_depths(depths, teacher_depth)
@@ -47,7 +49,7 @@ def alignment_job(result: str | os.PathLike, *, teacher: str, teacher_depth: int
         cfg["heldout_shards"] = shard_files(heldout_shards)
     if train_keys is not None:
         cfg["train_keys"] = str(train_keys)
-    job = {"teacher": str(teacher), "b": b, "stem": stem, "train": cfg,
+    job = {"teacher": str(teacher), "b": b, "stem": stem, "bcos_form": bcos_form, "train": cfg,
            "data": data_fingerprint([shards, heldout_shards, train_keys])}
     cfg.update(out_dir=str(run_folder(result, job)), retrain_finished=True)
     return AlignJob(job, result=str(result))

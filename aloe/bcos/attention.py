@@ -36,7 +36,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, detach_attention: 
 class DynamicAttention(DynamicLinear):
     record: Optional[list] = None  # set to a list to record each attention matrix (see ``attend``)
 
-    def __init__(self, dim: int, num_heads: int, b: float = 2.0):
+    def __init__(self, dim: int, num_heads: int, b: float = 2.0, form: str = "cosine"):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"hidden size {dim} is not divisible by {num_heads} heads")
@@ -44,7 +44,7 @@ class DynamicAttention(DynamicLinear):
         self.q_proj = nn.Linear(dim, dim, bias=False)
         self.k_proj = nn.Linear(dim, dim, bias=False)
         self.v_proj = nn.Linear(dim, dim, bias=False)
-        self.o_proj = BcosLinear(dim, dim, b=b)
+        self.o_proj = BcosLinear(dim, dim, b=b, form=form)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         n, t, _ = x.shape

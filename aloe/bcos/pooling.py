@@ -21,16 +21,16 @@ class AttentionPooling(DynamicLinear):
     """
 
     def __init__(self, dim: int, num_heads: int, intermediate: int, act: str | DetachableActivation, eps: float,
-                 b: float = 2.0):
+                 b: float = 2.0, form: str = "cosine"):
         super().__init__()
         self.dim, self.num_heads = dim, num_heads
         self.probe = nn.Parameter(torch.zeros(1, 1, dim))
         self.q_proj = nn.Linear(dim, dim, bias=False)
         self.k_proj = nn.Linear(dim, dim, bias=False)
         self.v_proj = nn.Linear(dim, dim, bias=False)
-        self.o_proj = BcosLinear(dim, dim, b=b)
+        self.o_proj = BcosLinear(dim, dim, b=b, form=form)
         self.norm = BcosLayerNorm(dim, eps=eps)
-        self.mlp = Mlp(dim, intermediate, act, b=b)
+        self.mlp = Mlp(dim, intermediate, act, b=b, form=form)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         n, t, _ = x.shape

@@ -17,7 +17,8 @@ from aloe.bcos.norm import BcosChannelNorm2d
 
 
 class BcosConvStem(nn.Module):
-    def __init__(self, hidden_size: int, patch_size: int, in_channels: int = 6, b: float = 2.0, eps: float = 1e-6):
+    def __init__(self, hidden_size: int, patch_size: int, in_channels: int = 6, b: float = 2.0, eps: float = 1e-6,
+                 form: str = "cosine"):
         super().__init__()
         n = int(round(math.log2(patch_size)))
         if 2**n != patch_size or n < 1:
@@ -26,10 +27,10 @@ class BcosConvStem(nn.Module):
         layers: list[nn.Module] = []
         c_in = in_channels
         for c_out in widths:
-            layers += [BcosConv2d(c_in, c_out, 3, stride=2, padding=1, b=b),
+            layers += [BcosConv2d(c_in, c_out, 3, stride=2, padding=1, b=b, form=form),
                        BcosChannelNorm2d(c_out, eps=eps, centred=False)]
             c_in = c_out
-        layers.append(BcosConv2d(c_in, hidden_size, 1, b=b))
+        layers.append(BcosConv2d(c_in, hidden_size, 1, b=b, form=form))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x6: torch.Tensor) -> torch.Tensor:

@@ -123,8 +123,7 @@ def _check_arguments(backbones: Sequence[Mapping[str, Any]], methods: Sequence[s
 
 
 def _classifier(path: str, kind: str, head: str) -> ProbedClassifier:
-    weight, bias = load_head(head, path)
-    return ProbedClassifier(load_backbone(path, kind), weight, bias).eval()
+    return ProbedClassifier(load_backbone(path, kind), *load_head(head, path)).eval()
 
 
 def explain_backbone(teacher: ProbedClassifier, student: ProbedClassifier, images: torch.Tensor,

@@ -1,4 +1,5 @@
-"""Linear probe, DINOv2 protocol, on cached features.
+"""Linear probe on cached features: DINOv2's protocol here, the ALOE authors' code's in
+``aloe.eval.probe_aloe_code`` (config ``evaluation.linear_probe.protocol``; ``linear_probe`` runs either).
 
 All heads of the learning-rate grid train together: one weight matrix holding every head, two
 GEMMs per step, and an analytic softmax cross-entropy gradient. torch.optim cannot give each
@@ -13,14 +14,17 @@ from typing import Sequence
 
 import torch
 
+from aloe.eval.probe_aloe_code import aloe_code_probe, bcos_head_logits
+
+PROTOCOLS = ("dinov2", "aloe_code")
 # DINOv2's grid (13 values), the LRs of a batch of 256.
 DINOV2_LRS = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1)
 # The named grids config key ``evaluation.linear_probe.lrs`` may give instead of a list.
 LR_GRIDS = {"dinov2": DINOV2_LRS}
 # Protocol constant of the DINOv2 linear evaluation: every LR of the grid (named or listed) is
 # scaled linearly with the batch, lr * batch_size / 256 (DINOv2's eval/linear.py scales its grid by
-# the global batch over 256). Not a config key: it belongs to the grid's definition, and the
-# records state it (``params.scale_lrs_by_batch``).
+# the global batch over 256: 1024 / 256 = 4 with its launcher's 8 GPUs x 128). Not a config key: it
+# belongs to the grid's definition, and the records state it (``params.scale_lrs_by_batch``).
 SCALE_LRS_BY_BATCH = True
 
 
@@ -38,12 +42,15 @@ def lr_grid(lrs: str | Sequence[float]) -> tuple[float, ...]:
 class ProbeResult:
     test_top1: float  # percent
     best_lr: float  # the scaled learning rate of the chosen head
-    val_top1: dict[float, float]  # scaled lr -> val top-1 (percent)
+    val_top1: dict[float, float]  # scaled lr -> top-1 (percent) on the selection split (aloe_code: test)
     weight: torch.Tensor  # (D, C) of the chosen head
     bias: torch.Tensor  # (C,)
     params: dict = field(default_factory=dict)
+    head: str = "linear"  # "linear" or "bcos" (B = 2, bias zero; aloe.eval.probe_aloe_code)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
+        if self.head == "bcos":
+            return bcos_head_logits(x.float(), self.weight)
         return x.float() @ self.weight + self.bias
 
 
@@ -134,17 +141,25 @@ def linear_probe(
     lrs: str | Sequence[float] = "dinov2",
     scale_lrs_by_batch: bool = SCALE_LRS_BY_BATCH,
     iterations: int = 12500,
-    batch_size: int = 128,
+    batch_size: int = 1024,
     val_fraction: float = 0.1,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    protocol: str = "dinov2",
+    head: str = "linear",
+    aloe_code: dict | None = None,
 ) -> ProbeResult:
-    """DINOv2 linear protocol on cached features; returns the best-on-val head and its test top-1.
+    """Linear probe on cached features; returns the chosen head and its test top-1.
 
-    ``lrs`` is a named grid (``LR_GRIDS``) or the LRs; ``iterations`` and ``batch_size`` default
-    to DINOv2's 12.5k steps at batch 128. The chosen head comes back on the CPU.
+    ``protocol="dinov2"``: DINOv2's linear protocol, the best-on-val head of the LR grid. ``lrs`` is
+    a named grid (``LR_GRIDS``) or the LRs, each scaled by batch_size / 256; ``iterations`` and
+    ``batch_size`` default to DINOv2's 12.5k steps at its global batch 1024. ``protocol="aloe_code"``:
+    ``aloe.eval.probe_aloe_code`` with ``head`` ("bcos" for students, "linear" for teachers) and the
+    ``aloe_code`` settings (epochs, batch_size, lrs, weight_decay); ``lrs``, ``iterations``,
+    ``batch_size`` and ``val_fraction`` are unused then. The chosen head comes back on the CPU.
     """
-    lrs = lr_grid(lrs)
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"config key 'evaluation.linear_probe.protocol': {protocol!r} is not one of {PROTOCOLS}")
     train_x, test_x = train_x.to(device).float(), test_x.to(device).float()
     train_y, test_y = train_y.to(device).long(), test_y.to(device).long()
     _check(train_x, train_y, "train")
@@ -153,6 +168,11 @@ def linear_probe(
         raise ValueError(f"train dim {train_x.shape[1]} != test dim {test_x.shape[1]}")
     if num_classes is None:
         num_classes = int(max(int(train_y.max()), int(test_y.max()))) + 1
+    if protocol == "aloe_code":
+        return _aloe_code(train_x, train_y, test_x, test_y, num_classes, head, dict(aloe_code or {}), seed)
+    if head != "linear":
+        raise ValueError(f"the dinov2 protocol trains linear heads, not {head!r}")
+    lrs = lr_grid(lrs)
     tr, va = (i.to(device) for i in split_train_val(train_x.shape[0], val_fraction, seed))
     batch_size = min(batch_size, len(tr))
     scale = batch_size / 256.0 if scale_lrs_by_batch else 1.0
@@ -170,8 +190,18 @@ def linear_probe(
         weight=w[best].cpu().clone(),
         bias=b[best].cpu().clone(),
         params={
-            "lrs": list(lrs), "scale_lrs_by_batch": scale_lrs_by_batch, "iterations": iterations,
+            "protocol": "dinov2", "head": "linear", "lrs": list(lrs), "scale_lrs_by_batch": scale_lrs_by_batch,
+            "iterations": iterations,
             "batch_size": batch_size, "val_fraction": val_fraction, "seed": seed,
             "momentum": 0.9, "weight_decay": 0.0, "schedule": "cosine",
         },
     )
+
+
+def _aloe_code(train_x, train_y, test_x, test_y, num_classes: int, head: str, settings: dict,
+               seed: int) -> ProbeResult:
+    r = aloe_code_probe(train_x, train_y, test_x, test_y, num_classes=num_classes, head=head, seed=seed, **settings)
+    params = {"protocol": "aloe_code", "head": head, **settings, "seed": seed, "optimizer": "adamw",
+              "schedule": "onecycle", "selected_on": "test", "best_epoch": r["best_epoch"]}
+    return ProbeResult(test_top1=r["test_top1"], best_lr=r["best_lr"], val_top1=r["top1_by_lr"],
+                       weight=r["weight"], bias=r["bias"], params=params, head=head)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -25,6 +25,7 @@ from aloe.eval.features import cached_features, load_features, read_provenance
 from aloe.eval.gridpg import evaluate_gridpg
 from aloe.eval.knn import knn_top1
 from aloe.eval.linear_probe import linear_probe
+from aloe.eval.probe_aloe_code import probe_head
 from aloe.eval.zeroshot import build_siglip_classifier, zeroshot_top1
 from aloe.models import load_teacher
 from aloe.models.backbones import checkpoint_checksum, load_backbone
@@ -107,23 +108,29 @@ def run_linear_probe(
     variant: str,
     dataset: str,
     head_out: str | None = None,
+    protocol: str = "dinov2",
     lrs: str | Sequence[float] = "dinov2",
     iterations: int = 12500,
-    batch_size: int = 128,
+    batch_size: int = 1024,
     val_fraction: float = 0.1,
     seed: int = 0,
+    aloe_code: Mapping[str, Any] | None = None,
     device: str = "auto",
 ) -> dict[str, Any]:
     """Linear probe on cached features; writes the ``lp_top1`` record and optionally the head.
-    ``lrs``: config ``evaluation.linear_probe.lrs``, a named grid (``"dinov2"``) or the LRs."""
+    ``protocol``: config ``evaluation.linear_probe.protocol`` (``aloe.eval.linear_probe``); dinov2
+    reads ``lrs`` (a named grid such as ``"dinov2"``, or the LRs), ``iterations``, ``batch_size``,
+    ``val_fraction``; aloe_code reads the ``aloe_code`` block and puts a B-cos head on students
+    (``probe_head``). The head file records its kind (metadata ``head``) for ``load_head``."""
     device = resolve_device(device)
     train, test, prov = _train_test(train_features, test_features, dataset)
+    head = probe_head(variant) if protocol == "aloe_code" else "linear"
     r = linear_probe(train["global"], train["labels"], test["global"], test["labels"], lrs=lrs,
                      iterations=iterations, batch_size=batch_size, val_fraction=val_fraction, seed=seed,
-                     device=device)
+                     device=device, protocol=protocol, head=head, aloe_code=dict(aloe_code or {}))
     if head_out is not None:
         save_tensors(head_out, {"weight": r.weight.contiguous(), "bias": r.bias.contiguous()},
-                     metadata={"backbone_checksum": prov["backbone_checksum"], "dataset": dataset})
+                     metadata={"backbone_checksum": prov["backbone_checksum"], "dataset": dataset, "head": r.head})
     params = {**r.params, "best_lr": r.best_lr, "feature_spec": prov["feature_spec"]}
     rec = make_record("lp_top1", r.test_top1, backbone=backbone, variant=variant, dataset=dataset, params=params)
     return write_records(out, [rec])[0]
@@ -137,18 +144,21 @@ def run_knn(
     backbone: str,
     variant: str,
     dataset: str,
+    protocol: str = "dinov2",
     k: int = 20,
-    temperature: float = 0.07,
+    temperature: float | None = 0.07,
     query_chunk: int = 1024,
     bank_chunk: int = 65536,
     device: str = "auto",
 ) -> dict[str, Any]:
-    """Weighted k-NN top-1 of the test features against the train bank."""
+    """k-NN top-1 of the test features against the train bank (``protocol``: ``aloe.eval.knn``;
+    ``aloe_code`` takes no temperature)."""
     device = resolve_device(device)
     train, test, prov = _train_test(train_features, test_features, dataset)
-    acc = knn_top1(train["global"], train["labels"], test["global"], test["labels"], k=k, temperature=temperature,
-                   query_chunk=query_chunk, bank_chunk=bank_chunk, device=device)
-    params = {"k": k, "temperature": temperature, "feature_spec": prov["feature_spec"]}
+    weighting = {} if protocol == "aloe_code" else {"temperature": temperature}
+    acc = knn_top1(train["global"], train["labels"], test["global"], test["labels"], k=k, protocol=protocol,
+                   query_chunk=query_chunk, bank_chunk=bank_chunk, device=device, **weighting)
+    params = {"protocol": protocol, "k": k, **weighting, "feature_spec": prov["feature_spec"]}
     rec = make_record("knn_top1", acc, backbone=backbone, variant=variant, dataset=dataset, params=params)
     return write_records(out, [rec])[0]
 
@@ -253,8 +263,7 @@ def _explained_setup(backbone_path, backbone_kind, head_path, method, method_opt
     from aloe.eval.attributions import make_attribution_fn  # captum is slow to import; only these stages need it
 
     model = load_backbone(backbone_path, backbone_kind)
-    weight, bias = load_head(head_path, backbone_path)
-    classifier = ProbedClassifier(model, weight, bias).eval()
+    classifier = ProbedClassifier(model, *load_head(head_path, backbone_path)).eval()
     return model, classifier, make_attribution_fn(method, classifier, **(method_options or {}))
 
 

@@ -10,12 +10,13 @@ from aloe.models.teacher import Teacher
 from aloe.models.weight_maps import WEIGHT_MAPS, WeightMap, apply_weight_map
 
 
-def student_config_for(teacher: Teacher, b: float = 2.0, stem: str = "linear") -> StudentConfig:
+def student_config_for(teacher: Teacher, b: float = 2.0, stem: str = "linear",
+                       bcos_form: str = "cosine") -> StudentConfig:
     vc = teacher.vision_config
     common = dict(family=teacher.family, hidden_size=vc.hidden_size, num_layers=vc.num_hidden_layers,
                   num_heads=vc.num_attention_heads, intermediate_size=vc.intermediate_size,
                   image_size=int(vc.image_size), patch_size=int(vc.patch_size), act=vc.hidden_act,
-                  eps=vc.layer_norm_eps, b=b, stem=stem)
+                  eps=vc.layer_norm_eps, b=b, stem=stem, bcos_form=bcos_form)
     if teacher.family == "vit":
         return StudentConfig(**common, use_cls=True, num_registers=0, position="learned", pooling="cls")
     if teacher.family == "dinov3":
@@ -34,14 +35,16 @@ def weight_map_for(teacher: Teacher, cfg: StudentConfig) -> WeightMap:
 INIT_SEED = 0
 
 
-def bcosify(teacher: Teacher, b: float = 2.0, stem: str = "linear") -> BcosStudent:
+def bcosify(teacher: Teacher, b: float = 2.0, stem: str = "linear", bcos_form: str = "cosine") -> BcosStudent:
     """A bias-free B-cos student mirroring ``teacher`` (width, depth, tokens), taking raw RGB in [0, 1].
 
     ``stem="linear"`` transfers the patch projection through the exact 6-channel fold;
     ``stem="conv"`` replaces it with a freshly initialised B-cos conv stem (seeded with
     ``INIT_SEED``, whatever the global RNG state: the same teacher gives the same student).
+    ``bcos_form`` is the B-cos layers' dynamic factor (``aloe.bcos.linear.FORMS``); it is saved in
+    the student's ``config.json``, so ``load_student`` rebuilds the same layers.
     """
-    cfg = student_config_for(teacher, b=b, stem=stem)
+    cfg = student_config_for(teacher, b=b, stem=stem, bcos_form=bcos_form)
     reference = next(teacher.vision.parameters())
     with torch.random.fork_rng(devices=[]):  # the fresh parts (a conv stem) start the same in every process
         torch.manual_seed(INIT_SEED)

@@ -36,10 +36,10 @@ class Block(nn.Module):
         super().__init__()
         d = cfg.hidden_size
         self.norm1 = BcosLayerNorm(d, eps=cfg.eps)
-        self.attn = DynamicAttention(d, cfg.num_heads, b=cfg.b)
+        self.attn = DynamicAttention(d, cfg.num_heads, b=cfg.b, form=cfg.bcos_form)
         self.norm2 = BcosLayerNorm(d, eps=cfg.eps)
         mlp = GatedMlp if cfg.gated_mlp else Mlp
-        self.mlp = mlp(d, cfg.intermediate_size, cfg.act, b=cfg.b)
+        self.mlp = mlp(d, cfg.intermediate_size, cfg.act, b=cfg.b, form=cfg.bcos_form)
         self.ls1 = LayerScale(d) if cfg.layerscale else nn.Identity()
         self.ls2 = LayerScale(d) if cfg.layerscale else nn.Identity()
 
@@ -54,9 +54,9 @@ class BcosStudent(nn.Module):
         self.config = cfg
         d = cfg.hidden_size
         if cfg.stem == "linear":
-            self.patch_embed = BcosConv2d(6, d, cfg.patch_size, stride=cfg.patch_size, b=cfg.b)
+            self.patch_embed = BcosConv2d(6, d, cfg.patch_size, stride=cfg.patch_size, b=cfg.b, form=cfg.bcos_form)
         else:
-            self.patch_embed = BcosConvStem(d, cfg.patch_size, b=cfg.b, eps=cfg.eps)
+            self.patch_embed = BcosConvStem(d, cfg.patch_size, b=cfg.b, eps=cfg.eps, form=cfg.bcos_form)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d)) if cfg.use_cls else None
         self.register_tokens = nn.Parameter(torch.zeros(1, cfg.num_registers, d)) if cfg.num_registers else None
         self.pos_embed = None
@@ -71,7 +71,8 @@ class BcosStudent(nn.Module):
         self.norm = BcosLayerNorm(d, eps=cfg.eps)
         self.head = None
         if cfg.pooling == "map":
-            self.head = AttentionPooling(d, cfg.num_heads, cfg.intermediate_size, cfg.act, cfg.eps, b=cfg.b)
+            self.head = AttentionPooling(d, cfg.num_heads, cfg.intermediate_size, cfg.act, cfg.eps, b=cfg.b,
+                                         form=cfg.bcos_form)
         elif cfg.pooling != "cls":
             raise ValueError(f"pooling must be 'cls' or 'map', got {cfg.pooling!r}")
 

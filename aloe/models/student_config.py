@@ -11,6 +11,7 @@ FAMILIES = ("vit", "dinov3", "siglip")
 _KINDS = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
 _WORDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
 STEMS = ("linear", "conv")
+BCOS_FORMS = ("cosine", "bcosification_code")  # aloe.bcos.linear.FORMS (this module imports no torch)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class StudentConfig:
     rope_theta: float = 100.0
     b: float = 2.0
     stem: str = "linear"
+    bcos_form: str = "cosine"  # the B-cos layers' dynamic factor (aloe.bcos.linear)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -53,6 +55,8 @@ class StudentConfig:
             raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
         if self.stem not in STEMS:
             raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
+        if self.bcos_form not in BCOS_FORMS:
+            raise ValueError(f"bcos_form must be one of {BCOS_FORMS}, got {self.bcos_form!r}")
         if self.b < 1:
             raise ValueError(f"b must be >= 1, got {self.b}")
         if self.image_size % self.patch_size:

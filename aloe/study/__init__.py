@@ -8,6 +8,7 @@ through ``canonical``) and of wildcard values as plain strings; the rules in
 - ``layout``: where the study's files are, and the names of backbones and variants;
 - ``alignment_plan``: the alignment runs (main LR sweep, ablations), their keyword arguments and
   the B-cosification baselines, with the protocol decisions they make named there;
+- ``eval_plan``: the settings the k-NN and linear-probe protocols read;
 - ``table_plans``: the records each table, plot and the data-quality table read.
 """
 

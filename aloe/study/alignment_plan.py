@@ -125,7 +125,8 @@ def run_kwargs(study: Mapping[str, Any], teacher: str, setting: str, lr: str) ->
 
 def baseline_kwargs(study: Mapping[str, Any], teacher: str) -> dict[str, Any]:
     """alignment_job's keyword arguments of a teacher's B-cosification baseline: the ``baselines``
-    schedule (cosine, no held-out evaluation or early stopping) and ``baseline_objective``."""
+    schedule (cosine, no held-out evaluation or early stopping), ``baseline_objective`` and the
+    B-cos layers' form ``baselines.bcos_form``."""
     base, align = study["baselines"], study["alignment"]
     train = dict(
         training_keys(study),
@@ -141,7 +142,7 @@ def baseline_kwargs(study: Mapping[str, Any], teacher: str) -> dict[str, Any]:
         tail_steps=0,
     )
     kwargs = dict(teacher=teacher_source(study, teacher), teacher_depth=study["teachers"][teacher]["depth"],
-                  b=align["b"], stem=align["stem"])
+                  b=align["b"], stem=align["stem"], bcos_form=base["bcos_form"])
     objective = baseline_objective(study["teachers"][teacher]["family"])
     if objective == "global_distill":
         train.update(objective=objective, lambda_layers=0.0)

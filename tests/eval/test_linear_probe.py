@@ -55,3 +55,61 @@ def test_the_probe_resolves_its_named_grid_itself():
     assert named.params["scale_lrs_by_batch"] is True and named.best_lr == listed.best_lr
     assert sorted(named.val_top1) == pytest.approx([lr * 64 / 256 for lr in DINOV2_LRS])
     assert torch.equal(named.weight, listed.weight)
+
+
+def test_dinov2_default_batch_is_its_global_batch_and_scales_lrs_by_four():
+    """DINOv2's launcher: 8 GPUs x 128 = global batch 1024, so each grid LR is multiplied by 1024 / 256 = 4."""
+    x, y = _gaussians(1300, 8, 3, 0.5, seed=5)
+    r = linear_probe(x[:1200], y[:1200], x[1200:], y[1200:], iterations=5)
+    assert r.params["batch_size"] == 1024 and r.params["protocol"] == "dinov2" and r.head == "linear"
+    assert sorted(r.val_top1) == pytest.approx([lr * 4.0 for lr in DINOV2_LRS])
+    # a smaller train split clamps the batch, and the scale follows the batch used
+    small = linear_probe(x[:500], y[:500], x[1200:], y[1200:], iterations=5)
+    assert small.params["batch_size"] == 450 and max(small.val_top1) == pytest.approx(0.1 * 450 / 256)
+
+
+def test_aloe_code_selects_epoch_and_lr_on_the_evaluation_split(monkeypatch):
+    import aloe.eval.probe_aloe_code as pac
+
+    x, y = _gaussians(400, 8, 3, 0.5, seed=6)
+    xtr, ytr, xte, yte = x[:300], y[:300], x[300:], y[300:]
+    seen, scripted = [], iter([10.0, 20.0, 30.0, 40.0, 90.0, 50.0, 60.0, 70.0, 80.0])  # epoch-major, 3 LRs
+    real = pac._top1
+
+    def scored(module, xs, ys, chunk=8192):
+        seen.append((xs.shape[0], real(module, xs, ys)))
+        return next(scripted)
+
+    monkeypatch.setattr(pac, "_top1", scored)
+    r = linear_probe(xtr, ytr, xte, yte, protocol="aloe_code", head="linear",
+                     aloe_code={"epochs": 3, "batch_size": 64, "lrs": [1e-2, 3e-3, 1e-3], "weight_decay": 1e-4})
+    # every score was taken on the 100 evaluation samples (none carved from train), after each epoch for each LR
+    assert [n for n, _ in seen] == [100] * 9
+    assert r.test_top1 == 90.0 and r.best_lr == 3e-3 and r.params["best_epoch"] == 2
+    assert r.params["selected_on"] == "test" and r.val_top1 == {1e-2: 60.0, 3e-3: 90.0, 1e-3: 80.0}
+    # the returned head is the one scored there: epoch 2, second LR
+    acc = float((r.logits(xte).argmax(1) == yte).float().mean() * 100)
+    assert acc == pytest.approx(seen[4][1])
+
+
+def test_aloe_code_puts_a_bcos_head_on_students():
+    from aloe.bcos import BcosLinear
+    from aloe.eval.probe_aloe_code import probe_head
+
+    assert probe_head("teacher") == "linear"
+    assert probe_head("aloe") == probe_head("bcosification") == probe_head("aloe:loss=mse") == "bcos"
+    x, y = _gaussians(600, 16, 4, 0.5, seed=7)
+    settings = {"epochs": 20, "batch_size": 128, "lrs": [1e-2], "weight_decay": 1e-4}
+    r = linear_probe(x[:500], y[:500], x[500:], y[500:], protocol="aloe_code", head="bcos", aloe_code=settings)
+    assert r.head == "bcos" and r.params["head"] == "bcos" and torch.equal(r.bias, torch.zeros(4))
+    layer = BcosLinear(16, 4).double()
+    with torch.no_grad():
+        layer.weight.copy_(r.weight.T.double())
+    xt = x[500:].double()
+    torch.testing.assert_close(r.logits(x[500:]).double(), layer(xt), rtol=1e-4, atol=1e-4)
+    # the B-cos logits are not the linear read-out of the same weights
+    assert not torch.allclose(r.logits(x[500:]), x[500:] @ r.weight, rtol=1e-2)
+    assert r.test_top1 == pytest.approx(float((layer(xt).argmax(1) == y[500:]).double().mean() * 100))
+    assert r.test_top1 > 90.0
+    with pytest.raises(ValueError, match="dinov2 protocol trains linear heads"):
+        linear_probe(x[:500], y[:500], x[500:], y[500:], head="bcos", iterations=2)

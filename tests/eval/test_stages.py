@@ -34,6 +34,34 @@ def _features(root, backbone_dir, kind, world, dataset, **kw):
     return paths
 
 
+def test_aloe_code_protocols_through_the_stages(dirs, world):
+    """protocol aloe_code: a B-cos head on the student and a linear head on the teacher, recorded
+    in the head file that the explanation stages read; k-NN without a temperature."""
+    from aloe.eval.classifier import ProbedClassifier
+    from aloe.models.backbones import load_backbone
+
+    root, teacher_dir, student_dir = dirs
+    common = dict(backbone="tiny-vit", dataset="shapes")
+    settings = {"epochs": 3, "batch_size": 16, "lrs": [1e-2, 1e-3], "weight_decay": 1e-4}
+    (root / "ac").mkdir(exist_ok=True)
+    for kind, path, variant, head in (("teacher", teacher_dir, "teacher", "linear"),
+                                      ("student", student_dir, "aloe", "bcos")):
+        f = _features(root / "ac", path, kind, world, "shapes")
+        head_file = root / "ac" / f"{kind}_head.safetensors"
+        lp = run_linear_probe(root / "ac" / f"{kind}_lp.json", train_features=str(f["train"]),
+                              test_features=str(f["test"]), head_out=str(head_file), protocol="aloe_code",
+                              aloe_code=settings, variant=variant, **common)
+        assert lp["params"]["protocol"] == "aloe_code" and lp["params"]["head"] == head
+        assert lp["params"]["selected_on"] == "test" and 1 <= lp["params"]["best_epoch"] <= 3
+        weight, bias, kind_read = load_head(head_file, path)
+        assert kind_read == head
+        clf = ProbedClassifier(load_backbone(str(path), kind), weight, bias, kind_read).eval()
+        assert (clf.bcos_head is not None) == (head == "bcos")
+        knn = run_knn(root / "ac" / f"{kind}_knn.json", train_features=str(f["train"]), test_features=str(f["test"]),
+                      k=5, protocol="aloe_code", variant=variant, **common)
+        assert knn["params"]["protocol"] == "aloe_code" and "temperature" not in knn["params"]
+
+
 def test_classification_stages(dirs, world):
     root, teacher_dir, student_dir = dirs
     common = dict(backbone="tiny-vit", dataset="shapes")

@@ -48,6 +48,46 @@ def test_bcos_linear_b2_is_signed_square_over_norms():
     torch.testing.assert_close(layer(x), torch.tensor([[121.0 / 15.0]], dtype=torch.float64), rtol=1e-5, atol=0)
 
 
+def test_bcosification_code_form_is_norm_w_times_cosine_form():
+    # hand-made: w·x = 11, ||w|| = 5, ||x|| = 3; cosine: 11 * 11 / 15, bcosification_code: 11 * 11 / 3
+    layers = {form: BcosLinear(3, 1, b=2, form=form).double() for form in ("cosine", "bcosification_code")}
+    for layer in layers.values():
+        with torch.no_grad():
+            layer.weight.copy_(torch.tensor([[3.0, 0.0, 4.0]]))
+    x = torch.tensor([[1.0, 2.0, 2.0]], dtype=torch.float64)
+    expected = {"cosine": 121.0 / 15.0, "bcosification_code": 121.0 / 3.0}
+    for form, layer in layers.items():
+        for mode in (False, True):  # the fused B = 2 path and the explanation path
+            with explanation_mode(layer, mode):
+                torch.testing.assert_close(layer(x), torch.tensor([[expected[form]]], dtype=torch.float64),
+                                           rtol=1e-5, atol=0)
+    # random rows: the ratio is exactly ||w|| per output (B = 2), ||w||^2 for B = 3; convs alike
+    x = torch.randn(7, 5, dtype=torch.float64)
+    for b in (2.0, 3.0):
+        cos, code = BcosLinear(5, 4, b=b).double(), BcosLinear(5, 4, b=b, form="bcosification_code").double()
+        code.load_state_dict(cos.state_dict())
+        ratio = (cos.weight.norm(dim=1) + EPS) ** (b - 1)
+        torch.testing.assert_close(code(x), cos(x) * ratio)
+    conv_cos = BcosConv2d(6, 4, 3, padding=1).double()
+    conv_code = BcosConv2d(6, 4, 3, padding=1, form="bcosification_code").double()
+    conv_code.load_state_dict(conv_cos.state_dict())
+    x4 = torch.rand(2, 6, 5, 5, dtype=torch.float64)
+    ratio = (conv_cos.weight.flatten(1).norm(dim=1) + EPS)[None, :, None, None]
+    torch.testing.assert_close(conv_code(x4), conv_cos(x4) * ratio)
+    with pytest.raises(ValueError, match="form"):
+        BcosLinear(3, 1, form="v1")
+
+
+@pytest.mark.parametrize("form", ["cosine", "bcosification_code"])
+def test_explanation_mode_gradient_is_dynamic_weight_in_both_forms(form):
+    layer = BcosLinear(6, 3, form=form).double()
+    x = torch.randn(2, 6, dtype=torch.float64, requires_grad=True)
+    with explanation_mode(layer):
+        y = layer(x)
+        (g,) = torch.autograd.grad(y[:, 1].sum(), x)
+    torch.testing.assert_close((g * x).sum(1), y[:, 1].detach())
+
+
 def test_bcos_conv_matches_unfolded_linear():
     conv = BcosConv2d(6, 4, 3, stride=2, padding=1).double()
     x = torch.rand(2, 6, 9, 9, dtype=torch.float64)

@@ -65,6 +65,27 @@ def test_completeness_b2(teacher_dir, stem):
         assert e.constant.abs().min() > 0  # constant inputs do contribute; ignoring them would break completeness
 
 
+def test_bcosification_code_form_completeness_and_saved_config(teacher_dir, tmp_path):
+    """The baselines' other B-cos form: still complete (W(x)x = output), another model than the
+    cosine form, and recorded in config.json so that loading rebuilds the same layers."""
+    teacher = load_teacher(teacher_dir)
+    student = bcosify(teacher, b=2, bcos_form="bcosification_code").double()
+    assert student.config.bcos_form == "bcosification_code"
+    x = _pixels(dtype=torch.float64)
+    w = torch.randn(student.hidden_size, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    e = explain(student, x, lambda o: o.pooler_output @ w)
+    err = (e.image.flatten(1).sum(1) + e.constant - e.target).abs()
+    assert (err <= 1e-5 * e.target.abs()).all(), err
+    cosine = bcosify(teacher, b=2).double()
+    assert (cosine(x).pooler_output - student(x).pooler_output).abs().max() > 1e-3
+    student.save_pretrained(tmp_path / "s")
+    loaded = load_student(tmp_path / "s").double()
+    assert loaded.config.bcos_form == "bcosification_code"
+    forms = {m.form for m in loaded.modules() if hasattr(m, "form")}
+    assert forms == {"bcosification_code"}
+    torch.testing.assert_close(loaded(x).pooler_output, student(x).pooler_output)
+
+
 def test_completeness_in_float32_patch_token_target(teacher_dir):
     student = bcosify(load_teacher(teacher_dir), b=2)
     e = explain(student, _pixels(), lambda o: o.last_hidden_state[:, -1].sum(-1))

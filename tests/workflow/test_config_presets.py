@@ -95,7 +95,9 @@ def test_registry_and_schema_defaults_fill_in_the_values_a_preset_leaves_out():
         "constant_cosine", 10000, 1024, 3)
     assert demo["alignment"]["patience"] == 3 and tiny["alignment"]["patience"] == 2
     ev = paper["evaluation"]
-    assert ev["linear_probe"]["iterations"] == 12500 and ev["linear_probe"]["batch_size"] == 128
+    assert ev["linear_probe"]["iterations"] == 12500 and ev["linear_probe"]["batch_size"] == 1024
+    assert ev["linear_probe"]["protocol"] == ev["knn"]["protocol"] == "dinov2"
+    assert paper["baselines"]["bcos_form"] == demo["baselines"]["bcos_form"] == "cosine"
     assert demo["evaluation"]["linear_probe"] == {**ev["linear_probe"], "iterations": 1500}
     assert (ev["dense"]["epochs"], ev["dense"]["lr"], ev["gridpg"]["num_grids"], ev["deletion"]["block"]) == (
         10, 5.0e-4, 500, 16)

@@ -87,7 +87,7 @@ def test_baseline_kwargs_supervised_for_the_vit_and_distillation_for_siglip():
     vit = ap.baseline_kwargs(PAPER, "vit_b16_sup")
     train = vit.pop("train")
     assert vit == dict(teacher="google/vit-base-patch16-224", teacher_depth=12, b=2, stem="linear",
-                       shards="results/eval_data/imagenet1k/train")
+                       bcos_form="cosine", shards="results/eval_data/imagenet1k/train")
     assert train == dict(loss="cosine", lambda_global=1.0, lambda_layers=1.0, alpha=0.0, total_steps=30000,
                          warmup_steps=1000, schedule="cosine", tail_steps=0, global_batch=1024, micro_batch=128,
                          eval_every=0, eval_samples=30000, patience=0, ckpt_every=1000, num_workers=8,
@@ -102,6 +102,9 @@ def test_baseline_kwargs_supervised_for_the_vit_and_distillation_for_siglip():
         "results/alignment_sets/yfcc15m/splits/splits.json"]
     assert ap.baseline_inputs(PAPER, "dinov3_b16") == ["results/teachers/dinov3_b16/teacher.json",
                                                        "results/eval_data/imagenet1k/meta.json"]
+    code = dict(PAPER, baselines={**PAPER["baselines"], "bcos_form": "bcosification_code"})
+    assert ap.baseline_kwargs(code, "siglip2_b16")["bcos_form"] == "bcosification_code"
+    assert "bcos_form" not in ap.run_kwargs(code, "siglip2_b16", "main", "1e-3")  # ALOE runs keep the default
     demo = ap.baseline_kwargs(DEMO, "demo_dinov3")
     assert demo["shards"] == "results/world/shapes/train" and demo["train"]["num_classes"] == 8
     assert ap.baseline_inputs(DEMO, "demo_dinov3")[1] == "results/world/world.json"
@@ -187,3 +190,17 @@ def test_data_quality_reads_every_run_and_subset_the_tables_depend_on():
     assert tiny["subsets"] == ["results/alignment_sets/synthetic/subset_val/subset.json",
                                "results/alignment_sets/synthetic/subset_0.5/subset.json"]
     assert len(tiny["runs"]) == 9 + 3
+
+
+def test_eval_protocol_kwargs_carry_exactly_the_keys_each_protocol_reads():
+    from aloe.study import eval_plan
+
+    knn = PAPER["evaluation"]["knn"]
+    assert eval_plan.knn_kwargs(knn) == dict(protocol="dinov2", k=20, query_chunk=1024, temperature=0.07)
+    assert eval_plan.knn_kwargs({**knn, "protocol": "aloe_code"}) == dict(protocol="aloe_code", k=20, query_chunk=1024)
+    lp = PAPER["evaluation"]["linear_probe"]
+    assert eval_plan.linear_probe_kwargs(lp) == dict(protocol="dinov2", iterations=12500, batch_size=1024,
+                                                     lrs="dinov2", val_fraction=0.1, seed=0)
+    assert eval_plan.linear_probe_kwargs({**lp, "protocol": "aloe_code"}) == dict(
+        protocol="aloe_code", seed=0, aloe_code=dict(epochs=50, batch_size=8192, lrs=[1e-2, 3e-3, 1e-3],
+                                                     weight_decay=1e-4))

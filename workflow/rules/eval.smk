@@ -61,12 +61,8 @@ rule linear_probe:
             backbone=w.teacher,
             variant=record_variant(w.variant),
             dataset=w.dataset,
-            iterations=EVAL["linear_probe"]["iterations"],
-            batch_size=EVAL["linear_probe"]["batch_size"],
-            val_fraction=EVAL["linear_probe"]["val_fraction"],
-            seed=EVAL["linear_probe"]["seed"],
-            # a named grid ("dinov2") or a list: the probe resolves it
-            lrs=EVAL["linear_probe"]["lrs"],
+            # the keys the protocol reads (dinov2: a named LR grid or a list, the probe resolves it)
+            **eval_plan.linear_probe_kwargs(EVAL["linear_probe"]),
         ),
         launch=launch_block("probe"),
     script:
@@ -93,9 +89,7 @@ rule knn:
             backbone=w.teacher,
             variant=record_variant(w.variant),
             dataset=w.dataset,
-            k=EVAL["knn"]["k"],
-            temperature=EVAL["knn"]["temperature"],
-            query_chunk=EVAL["knn"]["query_chunk"],
+            **eval_plan.knn_kwargs(EVAL["knn"]),
         ),
         launch=launch_block("probe"),
     script:
