@@ -38,8 +38,8 @@ _log = logging.getLogger(__name__)
 def preprocessing_record(backbone: Any, image_size: int, transform: str = "center_crop") -> dict[str, Any]:
     """What turns a stored image into the backbone input (part of the cache provenance); the
     transform is ``aloe.data.eval_loader.eval_transform``'s choice (SigLIP: the whole image)."""
-    rec = {"image_size": int(image_size), "crop": "largest centred square", "resize": "bilinear",
-           "input": "rgb float [0,1]"}
+    rec = {"image_size": int(image_size), "transform": transform, "crop": "largest centred square",
+           "resize": "bilinear", "input": "rgb float [0,1]"}
     if transform == "resize":
         rec.update(crop="none (whole image, aspect ratio not kept)", resize="bicubic (antialiased)")
     if hasattr(backbone, "mean"):
@@ -131,7 +131,8 @@ def run_linear_probe(
     if head_out is not None:
         save_tensors(head_out, {"weight": r.weight.contiguous(), "bias": r.bias.contiguous()},
                      metadata={"backbone_checksum": prov["backbone_checksum"], "dataset": dataset, "head": r.head})
-    params = {**r.params, "best_lr": r.best_lr, "feature_spec": prov["feature_spec"]}
+    params = {**r.params, "best_lr": r.best_lr, "feature_spec": prov["feature_spec"],
+              "protocols": {"linear_probe": protocol, "eval_transform": prov["preprocessing"]["transform"]}}
     rec = make_record("lp_top1", r.test_top1, backbone=backbone, variant=variant, dataset=dataset, params=params)
     return write_records(out, [rec])[0]
 
@@ -158,7 +159,8 @@ def run_knn(
     weighting = {} if protocol == "aloe_code" else {"temperature": temperature}
     acc = knn_top1(train["global"], train["labels"], test["global"], test["labels"], k=k, protocol=protocol,
                    query_chunk=query_chunk, bank_chunk=bank_chunk, device=device, **weighting)
-    params = {"protocol": protocol, "k": k, **weighting, "feature_spec": prov["feature_spec"]}
+    params = {"protocol": protocol, "k": k, **weighting, "feature_spec": prov["feature_spec"],
+              "protocols": {"knn": protocol, "eval_transform": prov["preprocessing"]["transform"]}}
     rec = make_record("knn_top1", acc, backbone=backbone, variant=variant, dataset=dataset, params=params)
     return write_records(out, [rec])[0]
 
@@ -199,7 +201,8 @@ def run_zeroshot(
     acc, n = zeroshot_top1(encoder, ((b.pixels, b.labels) for b in loader), w, scale, bias, device=device)
     params = {"template_set": template_set, "num_templates": len(templates), "num_images": n,
               "skipped": loader.skipped.total, "split": split,
-              "preprocessing": preprocessing_record(encoder, encoder.image_size, transform)}
+              "preprocessing": preprocessing_record(encoder, encoder.image_size, transform),
+              "protocols": {"zero_shot_text": "siglip canonicalized", "zero_shot_image": transform}}
     rec = make_record("zeroshot_top1", acc, backbone=backbone, variant=variant, dataset=dataset, params=params)
     return write_records(out, [rec])[0]
 
@@ -240,7 +243,8 @@ def run_dense_probe(
                                    head=head, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                                    device=device)
     params = {"task": task, "blocks": blocks, "head": head, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-              "seed": seed, "units": DENSE_UNITS[task], "aggregation": "per image, mean over images"}
+              "seed": seed, "units": DENSE_UNITS[task], "aggregation": "per image, mean over images",
+              "protocols": {"dense_head": head, "dense_metrics": "probe3d per image"}}
     recs = [make_record(f"{task}_{name}", v, backbone=backbone, variant=variant, dataset=dataset, params=params)
             for name, v in metrics.items()]
     return write_records(out, recs)
@@ -291,7 +295,8 @@ def run_gridpg(
     model, classifier, attribute = _explained_setup(backbone_path, backbone_kind, head_path, method, method_options)
     images, labels = _load_images(dataset_dir, split, model.image_size, max_images)
     params = {"method": method, "method_options": dict(method_options or {}), "threshold": threshold,
-              "num_grids": num_grids, "seed": seed, "split": split, "num_images": len(images)}
+              "num_grids": num_grids, "seed": seed, "split": split, "num_images": len(images),
+              "protocols": {"gridpg": "2x2 grid at native size"}}
     ids = dict(backbone=backbone, variant=variant, dataset=dataset)
     try:
         r = evaluate_gridpg(classifier, attribute, images, labels, threshold=threshold, num_grids=num_grids,
@@ -336,7 +341,8 @@ def run_deletion(
     curve = (torch.stack(curves).sum(0) / len(images)).tolist()
     area = float(torch.trapezoid(torch.tensor(curve), torch.tensor(fractions)))
     params = {"method": method, "method_options": dict(method_options or {}), "block": block,
-              "fractions": fractions, "curve": curve, "num_images": len(images), "split": split}
+              "fractions": fractions, "curve": curve, "num_images": len(images), "split": split,
+              "protocols": {"deletion": f"{block} px blocks zeroed"}}
     rec = make_record("deletion_area", area, backbone=backbone, variant=variant, dataset=dataset, params=params)
     return write_records(out, [rec])[0]
 

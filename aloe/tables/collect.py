@@ -88,7 +88,7 @@ class RecordIndex:
         self.protocols: dict[str, set[str]] = {}  # protocol decision -> the choices the records were made with
         for rec, source in records:
             params = rec.get("params") or {}
-            for decision, choice in (params.get("protocol") or {}).items():
+            for decision, choice in (params.get("protocols") or {}).items():
                 self.protocols.setdefault(str(decision), set()).add(str(choice))
             key = CellKey(str(rec["backbone"]), record_variant(rec), str(rec["dataset"]), str(rec["metric"]),
                           str(params.get("method", "")) if rec["metric"] == "gridpg" else "")
@@ -134,7 +134,7 @@ class RecordIndex:
 
 
 def protocol_caption(protocols: Mapping[str, Iterable[str]]) -> str:
-    """"Protocols: knn=dinov2; linear_probe=dinov2." from the records' ``params.protocol`` (several
+    """"Protocols: knn=dinov2; linear_probe=dinov2." from the records' ``params.protocols`` (several
     choices of one decision, e.g. a table mixing two, are all listed); "" when none is recorded."""
     if not protocols:
         return ""

@@ -60,6 +60,9 @@ def test_aloe_code_protocols_through_the_stages(dirs, world):
         knn = run_knn(root / "ac" / f"{kind}_knn.json", train_features=str(f["train"]), test_features=str(f["test"]),
                       k=5, protocol="aloe_code", variant=variant, **common)
         assert knn["params"]["protocol"] == "aloe_code" and "temperature" not in knn["params"]
+        # the protocols the tables print in their captions
+        assert lp["params"]["protocols"] == {"linear_probe": "aloe_code", "eval_transform": "center_crop"}
+        assert knn["params"]["protocols"] == {"knn": "aloe_code", "eval_transform": "center_crop"}
 
 
 def test_classification_stages(dirs, world):
@@ -155,6 +158,7 @@ def test_zeroshot_stage(tmp_path, world):
     assert rec["metric"] == "zeroshot_top1" and rec["params"]["num_images"] == 24
     prep = rec["params"]["preprocessing"]
     assert prep["crop"].startswith("none") and prep["resize"].startswith("bicubic")
+    assert rec["params"]["protocols"] == {"zero_shot_text": "siglip canonicalized", "zero_shot_image": "resize"}
     # SigLIP feature caches: the whole image on classification data, the centred square on dense data
     for dataset, crop in (("shapes", "none (whole image, aspect ratio not kept)"), ("depth", "largest centred square")):
         f = _features(tmp_path, siglip_dir, "teacher", world, dataset)

@@ -292,7 +292,7 @@ def test_caption_names_the_protocols_of_the_records(tmp_path):
     records = read_records(path)
     for k, rec in enumerate(records):  # one teacher's records were made with the other LP protocol
         choice = "aloe_code" if rec["backbone"] == PAPER_BACKBONES[0] and rec["variant"] == "teacher" else "dinov2"
-        rec["params"] = {**(rec.get("params") or {}), "protocol": {"linear_probe": choice, "eval_transform": "x"}}
+        rec["params"] = {**(rec.get("params") or {}), "protocols": {"linear_probe": choice, "eval_transform": "x"}}
     write_records(path, records)
     build_table("table2", [path], tmp_path / "t.csv", tmp_path / "t.tex")
     first = (tmp_path / "t.tex").read_text().splitlines()[0]
