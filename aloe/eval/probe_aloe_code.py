@@ -1,5 +1,5 @@
 """Linear probe of the ALOE authors' released code (config ``evaluation.linear_probe.protocol:
-aloe_code``; shared/reference/protocols.md sec. 4), on cached features.
+aloe_code``; the README's protocol ledger), on cached features.
 
 One head per learning rate, all trained together (each its own AdamW parameter group): a B-cos
 head (B = 2, no bias; ``aloe.bcos.BcosLinear``) on a B-cos student's features, a linear head with
