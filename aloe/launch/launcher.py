@@ -59,7 +59,7 @@ class _Item:
     result: Any = None
     error: str = ""
     expected_min: float = 1.0  # expected work, for packing
-    request: str | None = None  # the spool request waiting to be packed
+    request: pack.PackRequest | None = None  # the spool request waiting to be packed
     alone: bool = False  # retried outside a pack (after its pack ran out of memory or time)
 
 
@@ -216,7 +216,7 @@ class _Run:
 
     def _is_done(self, item: _Item, status: Snapshot | None) -> bool:
         assert item.job is not None and item.record is not None
-        if item.record.pack and pack.read_item_result(Path(item.record.pack["result"])) is not None:
+        if item.record.pack and Path(item.record.pack["result"]).exists():  # written atomically
             return True
         return jobs.is_done(item.job, item.record, status, item.returned_at, self.status.interval_s)
 
@@ -226,13 +226,14 @@ class _Run:
                                resources=self.resources, expected_min=item.expected_min,
                                history=list(item.record.history) if item.record else [])
         pack.write_request(self.spool, req, self.fn, item.kwargs)
-        item.request = req.request
+        item.request = req
         log.info("waiting to be packed with other calls: %s (expected work %.1f min)", item.output, item.expected_min)
 
     def _picked_up(self, item: _Item) -> bool:
         """Whether the broker has submitted this call's request (its record names the request)."""
         record = read_record(item.output, self.folder)
-        if record is None or not record.pack or record.pack.get("request") != item.request:
+        assert item.request is not None
+        if record is None or not record.pack or record.pack.get("request") != item.request.request:
             return False
         item.record, item.job, item.attached, item.returned_at = record, jobs.rebuild(record), False, None
         item.attempts += 1
@@ -245,9 +246,7 @@ class _Run:
         """Take back the requests of calls not yet packed (on interrupt)."""
         for item in items:
             if item.request is not None:
-                req = pack.PackRequest(item.request, item.key, str(item.output), str(self.folder), self.cluster,
-                                       self.resources, item.expected_min, 0.0, "", 0)
-                pack.withdraw(self.spool, req, drop_call=True)
+                pack.withdraw(self.spool, item.request, drop_call=True)
 
     def _attach(self, item: _Item) -> bool:
         """Re-attach to this call's job from an earlier run; else prepare a fresh submission."""

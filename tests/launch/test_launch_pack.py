@@ -17,19 +17,7 @@ from aloe.launch.pack import due_bins, pack_bins
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-WAITER = """
-import json, sys
-import launch_jobfns
-from aloe.launch import LaunchError, launch
-fn, kwargs, output, resources, log_dir, status_file, minutes = sys.argv[1:]
-try:
-    result = {"result": launch(getattr(launch_jobfns, fn), json.loads(kwargs), output=output,
-                               resources=json.loads(resources), log_dir=log_dir, executor="local",
-                               status_file=status_file, poll_s=0.05, expected_min=float(minutes))}
-except LaunchError as err:
-    result = {"error": str(err)}
-print(json.dumps(result))
-"""
+WAITER = str(ROOT / "tests" / "launch_waiter.py")
 
 
 @pytest.fixture(autouse=True)
@@ -53,9 +41,9 @@ def test_packs_fill_up_to_the_maximum_and_the_last_waits() -> None:
 
 def _waiters(tmp_path: Path, calls: list[tuple[str, dict, float]], resources: dict) -> list[dict]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE), os.environ.get("PYTHONPATH", "")])}
-    procs = [subprocess.Popen([sys.executable, "-c", WAITER, fn, json.dumps(kw), str(tmp_path / f"out{k}"),
+    procs = [subprocess.Popen([sys.executable, WAITER, "launch_jobfns", fn, json.dumps(kw), str(tmp_path / f"out{k}"),
                                json.dumps(resources), str(tmp_path / "jobs" / "probe"),
-                               str(tmp_path / "jobs" / "slurm_status.json"), str(minutes)],
+                               str(tmp_path / "jobs" / "slurm_status.json"), "local", str(minutes)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for k, (fn, kw, minutes) in enumerate(calls)]
     outcomes = []

@@ -18,20 +18,7 @@ from aloe.launch.record import read_record
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-WAITER = """
-import json, logging, sys
-import slurm_jobfns
-from aloe.launch import LaunchError, launch
-logging.basicConfig(level=logging.INFO)
-fn, kwargs, output, resources, log_dir, status_file, minutes = sys.argv[1:]
-try:
-    result = {"result": launch(getattr(slurm_jobfns, fn), json.loads(kwargs), output=output,
-                               resources=json.loads(resources), log_dir=log_dir, executor="slurm",
-                               status_file=status_file, poll_s=0.2, expected_min=float(minutes))}
-except LaunchError as err:
-    result = {"error": str(err)}
-print(json.dumps(result))
-"""
+WAITER = str(ROOT / "tests" / "launch_waiter.py")
 BASE = {"partition": "main", "cpus_per_task": 1, "mem_gb": 0.5, "status_interval_s": 2,
         "pack_work_min": 30, "pack_max_work_min": 30, "pack_wait_s": 600}
 
@@ -49,9 +36,10 @@ def _env(work: Path) -> dict[str, str]:
 
 
 def _start(work: Path, k: int, fn: str, kwargs: dict, resources: dict, minutes: float) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", WAITER, fn, json.dumps(kwargs), str(work / f"out{k}"),
+    return subprocess.Popen([sys.executable, WAITER, "slurm_jobfns", fn, json.dumps(kwargs), str(work / f"out{k}"),
                              json.dumps(resources), str(work / "jobs" / "probe"), str(work / "jobs" / "status.json"),
-                             str(minutes)], env=_env(work), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "slurm", str(minutes)], env=_env(work), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def _wait_for(what, check, limit_s: float = 120.0) -> None:

@@ -22,19 +22,7 @@ from aloe.launch.record import read_record
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-WAITER = """
-import json, sys
-import slurm_jobfns
-from aloe.launch import LaunchError, launch
-fn, kwargs, output, resources, log_dir, status_file = sys.argv[1:]
-try:
-    result = {"result": launch(getattr(slurm_jobfns, fn), json.loads(kwargs), output=output,
-                               resources=json.loads(resources), log_dir=log_dir, executor="slurm",
-                               status_file=status_file, poll_s=0.2)}
-except LaunchError as err:
-    result = {"error": str(err)}
-print(json.dumps(result))
-"""
+WAITER = str(ROOT / "tests" / "launch_waiter.py")
 
 
 def _counting_path(bin_dir: Path, calls: Path) -> str:
@@ -64,8 +52,8 @@ def _wait_all(work: Path, calls: Path, fn: str, kwargs: list[dict], resources: d
     each one's printed outcome."""
     env = {**os.environ, "PATH": _counting_path(work / "bin", calls),  # the slurm fixture set SLURM_CONF
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE), os.environ.get("PYTHONPATH", "")])}
-    procs = [subprocess.Popen([sys.executable, "-c", WAITER, fn, json.dumps(kw), str(work / f"out{k}"),
-                               json.dumps(resources), str(work / "jobs"), str(work / "slurm_status.json")],
+    procs = [subprocess.Popen([sys.executable, WAITER, "slurm_jobfns", fn, json.dumps(kw), str(work / f"out{k}"),
+                               json.dumps(resources), str(work / "jobs"), str(work / "slurm_status.json"), "slurm"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for k, kw in enumerate(kwargs)]
     outcomes = []
