@@ -68,6 +68,8 @@ def crashed_and_resumed(slurm, tmp_path_factory):
     (workdir / "cluster.yaml").write_text(yaml.safe_dump({"tiny": {"cluster": {"partition": "main", "account": "aloe"},
                                                                    "alignment": {"total_steps": 300}}}))
     env = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1")
+    # The cluster is shared with the other drills of this session: their jobs are not this DAG's.
+    earlier = {row["JobID"] for row in slurm.sacct(fields="JobID")}
     with open(workdir / "first.log", "wb") as log:
         first = subprocess.Popen(_snakemake_cmd(workdir), cwd=ROOT, env=env, stdout=log, stderr=log,
                                  start_new_session=True)
@@ -84,11 +86,11 @@ def crashed_and_resumed(slurm, tmp_path_factory):
     second = subprocess.run(_snakemake_cmd(workdir), cwd=ROOT, env=env, capture_output=True, text=True, timeout=2400)
     (workdir / "second.log").write_text(second.stdout + second.stderr)
     assert second.returncode == 0, (second.stdout + second.stderr)[-6000:]
-    return workdir, killed
+    return workdir, killed, earlier
 
 
 def test_tiny_dag_ran_through_sbatch_with_the_configured_resources(slurm, crashed_and_resumed):
-    workdir, _ = crashed_and_resumed
+    workdir, _, _ = crashed_and_resumed
     t2 = pd.read_csv(workdir / "results" / "tables" / "table2.csv")
     assert set(t2[t2["source"] == "measured"]["variant"]) == {"teacher", "bcosification", "aloe"}
     records = [r for _, r in _records(workdir).values()]
@@ -115,7 +117,7 @@ def test_tiny_dag_ran_through_sbatch_with_the_configured_resources(slurm, crashe
 
 
 def test_restarted_snakemake_reattached_and_each_stage_ran_one_job(slurm, crashed_and_resumed):
-    workdir, killed = crashed_and_resumed
+    workdir, killed, earlier = crashed_and_resumed
     records = _records(workdir)
     (output,) = [out for out, (_, r) in records.items() if r.job_id == killed]
     record = records[output][1]
@@ -128,7 +130,7 @@ def test_restarted_snakemake_reattached_and_each_stage_ran_one_job(slurm, crashe
     # (Jobs that finished while Snakemake was down had their outputs removed by the restarted
     # Snakemake; their rules put back the hard links the jobs kept instead of running them again.)
     # Packed outputs share their pack's job: one job per unpacked output and per pack.
-    jobs = [row for row in slurm.sacct(fields="JobID,JobName,State") if row["JobName"].startswith("aloe.")]
+    jobs = [row for row in slurm.sacct(fields="JobID,JobName,State") if row["JobID"] not in earlier]
     packs = {r.job_id: r.pack["size"] for _, r in records.values() if r.pack}
     assert len(jobs) == len({r.job_id for _, r in records.values()}) == len(records) - sum(packs.values()) + len(
         packs), jobs
