@@ -171,7 +171,7 @@ class _Run:
                  status_file: Path | None = None):
         self.fn, self.resources, self.cluster, self.folder, self.poll_s = fn, resources, cluster, folder, poll_s
         self.status = SlurmStatus(status_file or folder / STATUS_FILE, **status_settings(resources))
-        self.packing = pack.packed(resources)
+        self.packing = pack.packed(resources, cluster)
         self.spool = pack.spool_dir(status_file or folder / STATUS_FILE)
         self.max_attempts = int(resources.get("max_attempts", 3))
         default_width = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

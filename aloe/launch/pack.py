@@ -1,6 +1,7 @@
 """Packing short calls: several waiting calls with equal resources share one allocation.
 
-A stage whose resources set ``pack_work_min`` is packed. Its waiting processes (one per
+A stage whose resources set ``pack_work_min`` is packed on SLURM (on the local executor only
+with ``pack_local``, :func:`packed`). Its waiting processes (one per
 Snakemake job) do not submit their call themselves: each drops a request into the workflow's
 spool folder (``<jobs>/spool``, beside the shared SLURM status file) and waits. Whichever waiting
 process gets the spool's lock runs a broker round (:func:`broker_round`) every poll:
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 SPOOL_DIR = "spool"
 DEFAULT_WAIT_S = 120.0
 BROKER_INTERVAL_S = 2.0
-PACK_KEYS = ("pack_work_min", "pack_max_work_min", "pack_wait_s", "expected_min")
+PACK_KEYS = ("pack_work_min", "pack_max_work_min", "pack_wait_s", "pack_local", "expected_min")
 
 
 @dataclasses.dataclass
@@ -76,8 +77,15 @@ class PackRequest:
         return Path(self.log_dir) / "packs" / f"{self.request}.call.pkl"
 
 
-def packed(resources: dict[str, Any]) -> bool:
-    return resources.get("pack_work_min") is not None
+def packed(resources: dict[str, Any], cluster: str) -> bool:
+    """Whether a stage's calls are packed on executor ``cluster``: on SLURM when the stage sets
+    ``pack_work_min``; on the local executor only with ``pack_local`` too. Locally there is no
+    allocation or scheduler to spare, and a pack would run calls one after another that the
+    machine's cores run side by side (the rehearsal on 2 cores: a 3 s call spent 12 s waiting
+    for its pack)."""
+    if resources.get("pack_work_min") is None:
+        return False
+    return cluster == "slurm" or (cluster == "local" and bool(resources.get("pack_local")))
 
 
 def job_resources(resources: dict[str, Any]) -> dict[str, Any]:

@@ -109,7 +109,7 @@ def plan(config: Mapping[str, Any], jobs: Iterable[PlannedJob], bound: Bound | N
         hours_limit = float(resources.get("timeout_min", DEFAULT_TIMEOUT_MIN)) / 60 * gpus
         if submits and not runs_on_submit_host(resources):
             row.where = "cluster"
-            if packed(resources):
+            if packed(resources, "slurm"):  # the plan is that of a SLURM run
                 minutes = job_minutes(config, job.fn or "", job.kwargs, {"teacher": job.teacher or ""}, resources)
                 waves.setdefault(job.stage, {}).setdefault(job.wave, []).append(minutes)
             else:

@@ -40,6 +40,9 @@ pack_max_work_min           launcher: at most this much expected work per alloca
                             (default: half of timeout_min)
 pack_wait_s                 launcher: a pack below pack_work_min goes out once no new call
                             has come for this long (default 120): nothing else is ready
+pack_local                  launcher: pack on the local executor too (default false: packing
+                            is for SLURM, where it saves allocations; a local machine has none
+                            to save, and a pack runs its calls one after another)
 expected_min                launcher: expected minutes of one call where no measured
                             throughput gives one (``aloe.launch.estimate``; default 1)
 ==========================  =============================================================
@@ -77,6 +80,7 @@ RESOURCE_KEYS: dict[str, type | tuple[type, ...]] = {
     "pack_work_min": (int, float),
     "pack_max_work_min": (int, float),
     "pack_wait_s": (int, float),
+    "pack_local": bool,
     "expected_min": (int, float),
 }
 WHERE = ("cluster", "submit_host")
@@ -94,7 +98,7 @@ def check_resources(resources: Mapping[str, Any]) -> dict[str, Any]:
         expected = RESOURCE_KEYS[key]
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, expected):
+        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
             raise ValueError(f"resources.{key}: expected {_type_name(expected)}, got {value!r}")
         if isinstance(value, (int, float)) and value <= 0 and key != "max_num_timeout":
             raise ValueError(f"resources.{key}: must be positive, got {value!r}")

@@ -39,7 +39,9 @@ SIZES: dict[str, Any] = {
 ALIGNMENT_SET_SIZES = {"image_size": 64, "processes": 1, "threads": 8, "samples_per_shard": 64, "retries": 0,
                        "timeout": 5}
 # Every stage runs here, one process per job, small; the cluster keys are ignored off SLURM.
-STAGE_RESOURCES = {"cpus_per_task": 1, "mem_gb": 8, "timeout_min": 60, "pack_wait_s": 5}  # toy size: short pack waits
+# pack_wait_s: short pack waits at toy size, for a rehearsal on SLURM (--executor auto; the local
+# executor does not pack, aloe.launch.pack.packed).
+STAGE_RESOURCES = {"cpus_per_task": 1, "mem_gb": 8, "timeout_min": 60, "pack_wait_s": 5}
 ALIGN_RESOURCES = dict(STAGE_RESOURCES, nodes=1, tasks_per_node=1, gpus_per_node=1, max_num_timeout=3)
 
 

@@ -1,5 +1,6 @@
-"""Packing short calls (aloe.launch.pack) on submitit's LocalExecutor: several waiting processes,
-as Snakemake runs one per rule, drop requests into one spool; one broker packs them."""
+"""Packing short calls (aloe.launch.pack) on submitit's LocalExecutor (``pack_local``; the real
+SLURM drills are tests/slurm/test_slurm_pack.py): several waiting processes, as Snakemake runs one
+per rule, drop requests into one spool; one broker packs them."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def test_waiting_calls_share_one_allocation_and_fail_alone(tmp_path: Path) -> No
     calls = [("add", {"a": 1, "b": 2, "counter": counter}, 10.0),
              ("fail_first", {"counter": str(tmp_path / "fail")}, 10.0),
              ("add", {"a": 3, "b": 4, "counter": counter}, 10.0)]
-    resources = {"pack_work_min": 30, "pack_max_work_min": 30, "pack_wait_s": 60, "timeout_min": 60}
+    resources = {"pack_work_min": 30, "pack_max_work_min": 30, "pack_wait_s": 60, "timeout_min": 60, "pack_local": True}
     outcomes = _waiters(tmp_path, calls, resources)
     assert outcomes[0] == {"result": 3} and outcomes[2] == {"result": 7}
     assert "bad sample 17 in shard 3" in outcomes[1]["error"]  # the raising call fails its own output only
@@ -75,7 +76,7 @@ def test_waiting_calls_share_one_allocation_and_fail_alone(tmp_path: Path) -> No
 def test_a_short_pack_waits_until_nothing_else_comes(tmp_path: Path) -> None:
     counter = str(tmp_path / "count")
     calls = [("add", {"a": k, "b": 1, "counter": counter}, 1.0) for k in range(2)]
-    outcomes = _waiters(tmp_path, calls, {"pack_work_min": 30, "pack_wait_s": 2, "timeout_min": 10})
+    outcomes = _waiters(tmp_path, calls, {"pack_work_min": 30, "pack_wait_s": 2, "timeout_min": 10, "pack_local": True})
     assert outcomes == [{"result": 1}, {"result": 2}]
     records = [read_record(tmp_path / f"out{k}", tmp_path / "jobs" / "probe") for k in range(2)]
     assert records[0].job_id == records[1].job_id and records[0].pack["size"] == 2
@@ -83,7 +84,7 @@ def test_a_short_pack_waits_until_nothing_else_comes(tmp_path: Path) -> None:
 
 def test_an_item_that_runs_out_of_memory_is_retried_alone_with_more(tmp_path: Path) -> None:
     out = tmp_path / "feat.npy"
-    resources = {"pack_work_min": 1, "mem_gb": 2, "timeout_min": 1, "escalation_factor": 2}
+    resources = {"pack_work_min": 1, "mem_gb": 2, "timeout_min": 1, "escalation_factor": 2, "pack_local": True}
     result = launch(jobfns.oom_once, {"counter": str(tmp_path / "count")}, output=out, resources=resources,
                     log_dir=tmp_path / "logs", executor="local", poll_s=0.05)
     assert result == {"timeout_s": "120"}  # the retry got twice the time limit
@@ -92,7 +93,14 @@ def test_an_item_that_runs_out_of_memory_is_retried_alone_with_more(tmp_path: Pa
     assert (record.resources["mem_gb"], record.resources["timeout_min"]) == (4, 2)
 
 
-@pytest.mark.parametrize("bad", [{"pack_work_min": "30"}, {"pack_wait_s": 0}])
+def test_the_local_executor_packs_only_when_asked() -> None:
+    from aloe.launch.pack import packed
+    res = {"pack_work_min": 30}
+    assert packed(res, "slurm") and not packed(res, "local") and packed({**res, "pack_local": True}, "local")
+    assert not packed({}, "slurm") and not packed({**res, "pack_local": True}, "inprocess")
+
+
+@pytest.mark.parametrize("bad", [{"pack_work_min": "30"}, {"pack_wait_s": 0}, {"pack_local": 1}])
 def test_bad_packing_settings_name_the_key(tmp_path: Path, bad: dict) -> None:
     with pytest.raises(ValueError, match=f"resources.{next(iter(bad))}"):
         launch(jobfns.add, {"a": 1, "b": 1, "counter": "c"}, output=tmp_path / "o", resources=bad,
