@@ -170,6 +170,24 @@ def test_render_colour_and_alpha():
     assert explanation_to_rgba(w, contrib, smooth=1)[5, 2, 3] == 0.0
 
 
+def test_render_alpha_is_the_raw_weight_norm_on_positive_contributions():
+    # a hand-computed 2 x 2 case (B-cos v2 gradient_to_image), no smoothing, scale = the max alpha
+    w = torch.zeros(6, 2, 2, dtype=torch.float64)
+    w[0, 0, 0] = 3.0  # pure red, |W| = 3
+    w[:, 0, 1] = 0.5  # every channel alike: grey, |W| = sqrt(6) / 2
+    w[2, 1, 0] = 4.0  # blue, but its contribution is negative: transparent
+    w[0, 1, 1], w[3, 1, 1] = -1.0, 2.0  # only the inverted red channel counts: black, |W| = sqrt(5)
+    contrib = w.abs()
+    contrib[:, 1, 0] *= -1
+    rgba = explanation_to_rgba(w, contrib, smooth=1, alpha_percentile=100.0)
+    np.testing.assert_allclose(rgba[0, 0], [1, 0, 0, 1.0], atol=1e-9)
+    np.testing.assert_allclose(rgba[0, 1], [0.5, 0.5, 0.5, math.sqrt(6) / 2 / 3], atol=1e-9)
+    np.testing.assert_allclose(rgba[1, 0], [0, 0, 1, 0.0], atol=1e-9)
+    np.testing.assert_allclose(rgba[1, 1], [0, 0, 0, math.sqrt(5) / 3], atol=1e-9)
+    contrib[:, 0, 0] = 0.0  # a zero contribution is not positive: transparent as well
+    assert explanation_to_rgba(w, contrib, smooth=1, alpha_percentile=100.0)[0, 0, 3] == 0.0
+
+
 def test_bcos_rejects_b_below_one():
     with pytest.raises(ValueError, match="b must be >= 1"):
         BcosLinear(3, 3, b=0.5)
