@@ -125,6 +125,23 @@ def resize_whole(image: torch.Tensor, size: int) -> torch.Tensor:
     return out[0].permute(1, 2, 0).contiguous()
 
 
+def resize_short_center_crop(image: torch.Tensor, size: int, crop_fraction: float = 224 / 256) -> torch.Tensor:
+    """DINOv2's evaluation view (``make_classification_eval_transform``: Resize(256) bicubic, then
+    CenterCrop(224)) at any size: the short side resized to round(size / crop_fraction), antialiased
+    bicubic, the long side in proportion (torchvision's ``Resize(int)``), then the centred
+    (size, size) crop (torchvision's ``CenterCrop`` offsets). uint8 (3, H, W) -> uint8 (S, S, 3)."""
+    height, width = image.shape[1:]
+    short = int(round(size / crop_fraction))
+    if height <= width:
+        new_h, new_w = short, int(short * width / height)
+    else:
+        new_h, new_w = int(short * height / width), short
+    img = image[None].contiguous(memory_format=torch.channels_last)
+    out = torch.nn.functional.interpolate(img, size=(new_h, new_w), mode="bicubic", antialias=True)
+    top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
+    return out[0, :, top : top + size, left : left + size].permute(1, 2, 0).contiguous()
+
+
 def center_crop_resize_nearest(array: np.ndarray, size: int) -> np.ndarray:
     """The geometry of ``center_crop_resize`` for dense (H, W, ...) targets, nearest-neighbour."""
     height, width = array.shape[:2]

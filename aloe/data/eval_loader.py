@@ -1,17 +1,18 @@
 """Evaluation loaders over the common format (``aloe.data.shards``): ordered, no augmentation.
 
-Every image is reduced to its largest centred square and resized to ``image_size`` (bilinear;
-depth and normals with the same geometry, nearest-neighbour): ``transform="center_crop"``. With
-``transform="resize"`` (classification only) the whole image is resized to ``image_size``,
-bicubic, without a crop: SigLIP's evaluation view, which ``eval_transform`` picks for
-SigLIP-family backbones. Shards are split across ranks and logical streams like the alignment
-loader (``shards[rank::world_size][stream::streams]``, without shuffling, ``aloe.data.streams``),
-each shard's samples sorted by key, and batches come back in
-round-robin stream order, the streams' leftovers put together at the end (so at most one batch is
-partial): the same batches in the same order for any number of workers, so cached features do
-not depend on ``num_workers``. Batches carry the sample keys so cached features can always be
-matched to samples. Damaged samples are skipped and counted by key in ``loader.skipped`` as in
-the alignment loader (lost samples against each shard's index).
+Every image is reduced to its largest centred square and resized to ``image_size`` (bilinear; depth
+and normals with the same geometry, nearest-neighbour): ``transform="center_crop"``. With
+``transform="resize"`` (classification only) the whole image is resized to ``image_size``, bicubic,
+without a crop: SigLIP's evaluation view, which ``eval_transform`` picks for SigLIP-family
+backbones. ``transform="resize_center_crop"`` (classification only) is DINOv2's view: the short
+side resized to image_size * 256 / 224 (bicubic), then the centred crop. Shards are split across
+ranks and logical streams like the alignment loader (``shards[rank::world_size][stream::streams]``,
+without shuffling, ``aloe.data.streams``), each shard's samples sorted by key, and batches come
+back in round-robin stream order, the streams' leftovers put together at the end (so at most one
+batch is partial): the same batches in the same order for any number of workers, so cached features
+do not depend on ``num_workers``. Batches carry the sample keys so cached features can always be
+matched to samples. Damaged samples are skipped and counted by key in ``loader.skipped`` as in the
+alignment loader (lost samples against each shard's index).
 """
 
 from __future__ import annotations
@@ -25,26 +26,37 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from aloe.data.augment import (
-    center_crop_resize, center_crop_resize_nearest, decode_image, resize_whole, stack_images, to_nchw,
+    center_crop_resize, center_crop_resize_nearest, decode_image, resize_short_center_crop, resize_whole,
+    stack_images, to_nchw,
 )
 from aloe.data.shards import read_meta, split_shards
 from aloe.data.streams import in_stream_order, joined_batches, run_streams
 from aloe.data.tario import SkipCounter, image_extension, iter_shard
 
 
-EVAL_TRANSFORMS = ("center_crop", "resize")
-_VIEWS = {"center_crop": center_crop_resize, "resize": resize_whole}
+EVAL_TRANSFORMS = ("center_crop", "resize", "resize_center_crop")
+_VIEWS = {"center_crop": center_crop_resize, "resize": resize_whole, "resize_center_crop": resize_short_center_crop}
+# config key evaluation.transform: a view of EVAL_TRANSFORMS for every backbone, or "auto"
+TRANSFORM_CHOICES = ("auto", *EVAL_TRANSFORMS)
 
 
-def eval_transform(family: str, task: str) -> str:
+def eval_transform(family: str, task: str, choice: str = "auto") -> str:
     """The evaluation view of a backbone family on a dataset task ("classification" or "dense").
 
-    SigLIP-family backbones (teachers and their students) see their own view, the whole image
-    resized, on classification data (zero-shot, and the feature caches of the linear probe and
-    k-NN). The dense probes keep one view for every backbone, the centred square (Probe3D's NYUv2
-    centre crop), so that the targets and the metrics are the same for all of them.
+    ``choice`` is config key ``evaluation.transform``. "auto": SigLIP-family backbones (teachers
+    and their students) see their own view, the whole image resized, on classification data
+    (zero-shot, and the feature caches of the linear probe and k-NN); every other backbone the
+    centred square. A named view applies to every backbone's classification data. The dense
+    probes always keep one view, the centred square (Probe3D's NYUv2 centre crop), so that the
+    targets and the metrics are the same for all backbones.
     """
-    return "resize" if family == "siglip" and task == "classification" else "center_crop"
+    if choice not in TRANSFORM_CHOICES:
+        raise ValueError(f"config key 'evaluation.transform': {choice!r} is not one of {TRANSFORM_CHOICES}")
+    if task != "classification":
+        return "center_crop"
+    if choice == "auto":
+        return "resize" if family == "siglip" else "center_crop"
+    return choice
 
 
 class EvalBatch(NamedTuple):

@@ -23,8 +23,8 @@ class ProbedClassifier(nn.Module):
     explanation mode its dynamic factor is detached like every B-cos layer's, so class c's logit is
     |cos(pooled, w_c)| (one non-negative number per image) times pooled @ w_c, and attributions
     taken through ``weight`` (``aloe.eval.attributions``) are the logit's up to that factor.
-    The head must come from a probe on the plain global feature (feature_spec last_n=1,
-    avgpool=False), which is what ``pooler_output`` is.
+    The head must come from a probe on ``pooler_output``: layout (1 block, no avgpool) of a
+    feature cache (``aloe.eval.features.pooled_feature``), which the head files hold.
     """
 
     def __init__(self, backbone: Any, weight: torch.Tensor, bias: torch.Tensor, head: str = "linear"):

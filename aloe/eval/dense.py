@@ -1,12 +1,20 @@
 """Probe3D-style dense probes on frozen patch features: depth and surface normals.
 
-Head: a 1x1 convolution ("linear") on the concatenated patch features of the chosen blocks,
-bilinearly upsampled to the label size. The paper's wording is a linear head; Probe3D's code
-defaults to a DPT head with 256 depth bins, which is not implemented here (head="dpt" raises).
-Depth is regressed directly in log space (no bins), with Probe3D's depth loss
-10 * SigLoss + 0.5 * gradient loss (``evals/utils/losses.py`` there). Normals use a plain angular
-loss on Probe3D's valid pixels (depth > 0, when the depth is given); Probe3D's uncertainty-aware
-variant is not implemented.
+Two heads (config ``evaluation.dense.head``):
+
+- ``linear`` (default; the paper's wording "linear head"): BatchNorm + a 1x1 convolution on the
+  concatenated patch features of the chosen blocks, bilinearly upsampled to the label size.
+  Depth is regressed directly in log space (``to_depth``, no bins); normals use a plain angular
+  loss.
+- ``dpt`` (Probe3D's code default; ``aloe.eval.dense_dpt``): a DPT head over the blocks (the
+  channels split into ``num_blocks`` equal groups, in block order), depth as 256 bins on
+  [0.001, 10] m (``bins_to_depth``), normals with a concentration kappa trained with the
+  uncertainty-aware angular loss of Bae et al. (``uncertainty_angular_loss``); predictions use
+  the normalised normal channels.
+
+Both heads train depth with Probe3D's loss 10 * SigLoss + 0.5 * gradient loss
+(``evals/utils/losses.py`` there), and the normals on Probe3D's valid pixels (depth > 0, when the
+depth is given).
 """
 
 from __future__ import annotations
@@ -19,13 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aloe.eval.dense_dpt import DPTDenseHead, uncertainty_angular_loss
 from aloe.eval.dense_metrics import depth_metrics, normal_metrics
 from aloe.lr_schedule import warmup_cosine
 
 MIN_DEPTH, MAX_DEPTH = 1e-3, 10.0  # Probe3D's depth range (the probe's output range)
 GRADIENT_STRIDES = (1, 2, 4, 6)  # Probe3D subsamples by 1, then 2 * i for i = 1, 2, 3
 GRADIENT_EPS = 1e-3
-HEADS = ("linear",)
+HEADS = ("linear", "dpt")
 
 
 class LinearDenseHead(nn.Module):
@@ -40,9 +49,20 @@ class LinearDenseHead(nn.Module):
         return F.interpolate(self.conv(self.norm(feats)), size=size, mode="bilinear", align_corners=False)
 
 
-def make_head(head: str, in_channels: int, task: str) -> nn.Module:
+def make_head(head: str, in_channels: int, task: str, num_blocks: int = 1, *, hidden_dim: int = 512) -> nn.Module:
+    """The dense head: ``linear`` (one 1x1 conv) or ``dpt`` (Probe3D's DPT over ``num_blocks``
+    equal channel groups, one per block in channel order; ``hidden_dim`` is its width, 512 in
+    Probe3D, and the linear head ignores it)."""
     if head not in HEADS:
         raise ValueError(f"dense probe head {head!r} is not implemented; available: {HEADS}")
+    if head == "dpt":
+        if num_blocks < 2 or in_channels % num_blocks:
+            raise ValueError(
+                f"evaluation.dense.head: dpt needs the features of >= 2 blocks with equal widths (num_blocks = "
+                f"len(blocks)); got {in_channels} channels for num_blocks={num_blocks}. Use head: linear for one block"
+            )
+        return DPTDenseHead(in_channels, num_blocks, task, hidden_dim=hidden_dim, min_depth=MIN_DEPTH,
+                            max_depth=MAX_DEPTH)
     return LinearDenseHead(in_channels, 1 if task == "depth" else 3)
 
 
@@ -86,12 +106,21 @@ def angular_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> t
     return torch.arccos(cos.clamp(-1 + 1e-6, 1 - 1e-6))[valid].mean()
 
 
-def _loss(task: str, out: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+def _depth(model: nn.Module, out: torch.Tensor) -> torch.Tensor:
+    """Head output -> depth in metres (the DPT head already outputs depth from its bins)."""
+    return out if isinstance(model, DPTDenseHead) else to_depth(out)
+
+
+def _loss(
+    model: nn.Module, task: str, out: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None
+) -> torch.Tensor:
     if task == "depth":
         valid = target > 0
-        pred = to_depth(out)
+        pred = _depth(model, out)
         return 10.0 * silog_loss(pred, target, valid) + 0.5 * gradient_loss(pred, target, valid)
     mask = target.norm(dim=1) > 0 if valid is None else valid[:, 0] > 0
+    if isinstance(model, DPTDenseHead):
+        return uncertainty_angular_loss(out, target, mask)
     return angular_loss(out, target, mask)
 
 
@@ -118,6 +147,8 @@ def train_dense_probe(
     task: str,
     *,
     head: str = "linear",
+    num_blocks: int = 1,
+    hidden_dim: int = 512,
     epochs: int = 10,
     batch_size: int = 8,
     lr: float = 5e-4,
@@ -133,13 +164,14 @@ def train_dense_probe(
     AdamW with linear warm-up and cosine decay to ``final_lr_fraction * lr`` (Probe3D schedule).
     Depth targets <= 0 are invalid pixels. For normals ``valid`` (N, 1, H, W) marks the valid
     pixels (Probe3D: the ground-truth depth > 0; the depth itself may be passed); without it,
-    zero-length normals are the invalid ones.
+    zero-length normals are the invalid ones. ``head="dpt"`` needs ``num_blocks`` (the number of
+    blocks concatenated along the channels, >= 2) and uses ``hidden_dim`` as its width.
     """
     _check_task(task, targets)
     if feats.shape[0] != targets.shape[0]:
         raise ValueError(f"{feats.shape[0]} feature maps but {targets.shape[0]} targets")
     torch.manual_seed(seed)
-    model = make_head(head, feats.shape[1], task).to(device)
+    model = make_head(head, feats.shape[1], task, num_blocks, hidden_dim=hidden_dim).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(feats.shape[0] / batch_size)
     factor = probe_lr_factor(steps_per_epoch, epochs, warmup_epochs, final_lr_fraction)
@@ -150,7 +182,7 @@ def train_dense_probe(
     for _ in range(epochs):
         for idx in torch.randperm(feats.shape[0], generator=gen).split(batch_size):
             mask = None if valid is None else valid[idx].to(device)
-            loss = _loss(task, model(feats[idx].to(device).float(), size), targets[idx].to(device).float(), mask)
+            loss = _loss(model, task, model(feats[idx].to(device).float(), size), targets[idx].to(device).float(), mask)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -162,14 +194,14 @@ def train_dense_probe(
 def predict_dense(
     model: nn.Module, feats: torch.Tensor, size: Sequence[int], task: str, batch_size: int = 32
 ) -> torch.Tensor:
-    """Dense predictions on the CPU: depth in metres or unit normals."""
+    """Dense predictions on the CPU: depth in metres or unit normals (a DPT head's kappa dropped)."""
     dev = next(model.parameters()).device
     outs = [
         model(feats[s : s + batch_size].to(dev).float(), tuple(size)).cpu()
         for s in range(0, feats.shape[0], batch_size)
     ]
     out = torch.cat(outs)
-    return to_depth(out) if task == "depth" else F.normalize(out, dim=1)
+    return _depth(model, out) if task == "depth" else F.normalize(out[:, :3], dim=1)
 
 
 def evaluate_dense_probe(
@@ -181,17 +213,19 @@ def evaluate_dense_probe(
     *,
     train_depth: torch.Tensor | None = None,
     test_depth: torch.Tensor | None = None,
+    num_blocks: int = 1,
     **train_kwargs,
 ) -> dict[str, float]:
     """Train on train, return the test metrics (depth_metrics or normal_metrics keys).
 
     ``train_depth``/``test_depth`` (N, 1, H, W): the ground-truth depth, whose pixels > 0 are
-    Probe3D's valid pixels of the normals task (loss and metrics).
+    Probe3D's valid pixels of the normals task (loss and metrics). ``num_blocks``: the number of
+    blocks concatenated along the feature channels (needed by ``head="dpt"``).
     """
     _check_task(task, test_targets)
     if task == "normals" and train_depth is not None:
         train_kwargs["valid"] = train_depth > 0
-    model = train_dense_probe(train_feats, train_targets, task, **train_kwargs)
+    model = train_dense_probe(train_feats, train_targets, task, num_blocks=num_blocks, **train_kwargs)
     pred = predict_dense(model, test_feats, test_targets.shape[-2:], task)
     if task == "depth":
         return depth_metrics(pred, test_targets.float())

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from safetensors import safe_open
 
 from aloe.records import code_version
@@ -49,21 +48,44 @@ def feature_spec(last_n: int = 1, avgpool: bool = False, patch_blocks: Sequence[
     return {"last_n": int(last_n), "avgpool": bool(avgpool), "patch_blocks": [int(b) for b in patch_blocks]}
 
 
-def _global_feature(out: Any, num_prefix: int, last_n: int, avgpool: bool) -> torch.Tensor:
-    """pooler_output, optionally with earlier CLS tokens and the mean patch token appended.
-
-    hidden_states are taken before the final norm (foundation contract), so earlier CLS tokens
-    are standardised with a parameter-free LayerNorm to put them on a comparable scale.
-    """
-    parts = [out.pooler_output]
+def _global_feature(backbone: Any, out: Any, num_prefix: int, last_n: int, avgpool: bool) -> torch.Tensor:
+    """DINOv2's linear-evaluation input (``create_linear_input`` in its eval/linear.py) for the
+    largest layout: the class tokens of the last ``last_n`` blocks, earliest first, each through
+    the backbone's final norm (the last one is ``pooler_output``), then, with ``avgpool``, the mean
+    of the last block's normed patch tokens. Every smaller layout is a slice (``layout_slice``).
+    hidden_states are taken before the final norm (foundation contract)."""
+    parts = []
     if last_n > 1:
         if num_prefix == 0:
             raise ValueError("last_n > 1 needs a CLS token; this backbone has num_prefix_tokens=0")
-        for h in out.hidden_states[-last_n:-1]:
-            parts.append(F.layer_norm(h[:, 0], h.shape[-1:]))
+        norm = backbone.final_norm
+        parts += [norm(h[:, 0]) for h in out.hidden_states[-last_n:-1]]
+    parts.append(out.pooler_output)
     if avgpool:
         parts.append(out.last_hidden_state[:, num_prefix:].mean(dim=1))
     return torch.cat(parts, dim=-1)
+
+
+def layout_slice(spec: Mapping[str, Any], n_blocks: int, avgpool: bool, dim: int) -> list[int]:
+    """Columns of a cache's global feature (``spec``: its feature_spec, ``dim``: its width) that
+    hold layout (n_blocks, avgpool): the class tokens of the last n_blocks blocks, plus the mean
+    patch token. Layout (1, False) is ``pooler_output``."""
+    parts = spec["last_n"] + int(spec["avgpool"])
+    if dim % parts:
+        raise ValueError(f"global feature width {dim} is not {parts} equal parts (feature_spec {dict(spec)})")
+    if not 1 <= n_blocks <= spec["last_n"] or (avgpool and not spec["avgpool"]):
+        raise ValueError(f"layout ({n_blocks} blocks, avgpool={avgpool}) is not in a cache of {dict(spec)}")
+    d, last = dim // parts, spec["last_n"]
+    cols = list(range((last - n_blocks) * d, last * d))
+    return cols + (list(range(last * d, (last + 1) * d)) if avgpool else [])
+
+
+def pooled_feature(features: Mapping[str, Any], spec: Mapping[str, Any]) -> torch.Tensor:
+    """The (N, D) ``pooler_output`` part of a cache's global feature: what k-NN and the aloe_code
+    probe read, and what the explanation classifier's head sees."""
+    x = features["global"]
+    cols = layout_slice(spec, 1, False, x.shape[1])
+    return x[:, cols[0] : cols[-1] + 1]
 
 
 def _patch_grid(backbone: Any, pixels: torch.Tensor, n_patches: int) -> tuple[int, int]:
@@ -114,7 +136,7 @@ def extract_features(
     for batch in batches:
         pixels, targets, keys = _unpack(batch)
         out = backbone(pixels.to(device), output_hidden_states=need_hidden)
-        chunks["global"].append(_global_feature(out, num_prefix, last_n, avgpool).half().cpu())
+        chunks["global"].append(_global_feature(backbone, out, num_prefix, last_n, avgpool).half().cpu())
         for name, t in targets.items():
             chunks.setdefault(name, []).append(t.cpu())
         all_keys.extend(keys or [])

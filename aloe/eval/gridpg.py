@@ -2,23 +2,32 @@
 
 Each image in a grid is confidently and correctly classified on its own. For each cell, the
 attribution for that cell's class is computed on the whole grid; score = positive attribution
-inside the cell / total positive attribution. Cells whose map has no positive mass are skipped
-and counted. Chance level for a uniform map is 0.25.
+inside the cell / total positive attribution. A cell whose map has no positive mass scores 0
+and is counted (``zero_mass``), as the localisation metric is defined (B-cos papers; the
+reference code sukrutrao/Attribution-Evaluation does not skip it): skipping such cells would
+raise the mean of a method that often attributes nothing. Chance level for a uniform map is 0.25.
 
-When the data cannot give a score (confident images of fewer than 4 classes, or no cell with
-positive attribution mass) the functions raise ``NotEnoughData`` / ``MetricUnavailable`` with the
-counts behind it; the stage writes that as an "unavailable" record (``aloe.records``).
+One grid set for every compared model: the candidates are the images that the scored classifier
+*and* every ``gate`` classifier (the other compared models: the teacher and its ALOE student)
+classify confidently and correctly, and the grids are drawn from them with a fixed seed, so
+every method and model of a backbone is scored on the same grids; the record names the set by a
+content hash (``grid_set_digest``) and its size.
+
+When the data cannot give a score (confident images of fewer than 4 classes) the functions raise
+``NotEnoughData`` with the counts behind it; the stage writes that as an "unavailable" record
+(``aloe.records``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from aloe.records import MetricUnavailable, NotEnoughData
+from aloe.records import NotEnoughData
 
 CLASSES_PER_GRID = 4
 
@@ -106,26 +115,41 @@ def cell_scores(attributions: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class GridPGResult:
-    mean: float  # mean score over evaluated cells
-    count: int  # cells evaluated
-    skipped_zero_mass: int  # cells whose attribution had no positive mass
+    mean: float  # mean score over every cell (zero-mass cells score 0)
+    count: int  # cells scored
+    zero_mass: int  # of them, cells whose attribution had no positive mass
     num_grids: int
+    grid_set: str = ""  # grid_set_digest of the grids scored
+    candidates: int = 0  # images every compared classifier got confidently right
+
+
+def grid_set_digest(grids: torch.Tensor, cell_classes: torch.Tensor) -> str:
+    """sha256 (first 16 hex digits) over the grids' pixels (float32) and cell classes (int64)."""
+    h = hashlib.sha256()
+    h.update(cell_classes.to(torch.int64).contiguous().numpy().tobytes())
+    h.update(grids.detach().to(torch.float32).cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def shared_candidates(classifiers: Sequence[Classifier], images: torch.Tensor, labels: torch.Tensor, *,
+                      threshold: float) -> torch.Tensor:
+    """Indices of the images that every classifier classifies correctly with confidence >= threshold."""
+    keep = set(range(images.shape[0]))
+    for classifier in classifiers:
+        keep &= set(confident_correct(classifier, images, labels, threshold=threshold).tolist())
+    return torch.tensor(sorted(keep), dtype=torch.long)
 
 
 def gridpg(attribution_fn: AttributionFn, grids: torch.Tensor, cell_classes: torch.Tensor) -> GridPGResult:
     """Score every cell of every grid with the attribution for that cell's class."""
-    scores, skipped = [], 0
+    scores, zero_mass = [], 0
     for cell in range(4):
         share = cell_scores(attribution_fn(grids, cell_classes[:, cell]))[:, cell]
         zero = torch.isnan(share)
-        skipped += int(zero.sum())
-        scores.append(share[~zero])
+        zero_mass += int(zero.sum())
+        scores.append(torch.where(zero, torch.zeros_like(share), share))
     all_scores = torch.cat(scores)
-    if all_scores.numel() == 0:
-        raise MetricUnavailable(f"every GridPG cell had zero positive attribution ({skipped} cells)",
-                                {"cells": skipped, "cells_skipped_zero_mass": skipped,
-                                 "num_grids": int(grids.shape[0])})
-    return GridPGResult(float(all_scores.mean()), int(all_scores.numel()), skipped, int(grids.shape[0]))
+    return GridPGResult(float(all_scores.mean()), int(all_scores.numel()), zero_mass, int(grids.shape[0]))
 
 
 def evaluate_gridpg(
@@ -138,16 +162,20 @@ def evaluate_gridpg(
     num_grids: int = 100,
     seed: int = 0,
     grid_size: int | None = None,
+    gate: Sequence[Classifier] = (),
 ) -> GridPGResult:
-    """Select confident-correct images, build grids, score. See module docstring.
+    """Select the images that ``classifier`` and every ``gate`` classifier get confidently right,
+    build the grids, score. See module docstring.
 
-    Raises NotEnoughData when the confident-correct images cover fewer than 4 classes (its counts
-    add the threshold), MetricUnavailable when no cell has positive attribution mass.
+    Raises NotEnoughData when those images cover fewer than 4 classes (its counts add the
+    threshold and the number of compared classifiers).
     """
-    cand = confident_correct(classifier, images, labels, threshold=threshold)
+    cand = shared_candidates([classifier, *gate], images, labels, threshold=threshold)
     try:
         grids, cell_classes = make_grids(images, labels, cand, num_grids=num_grids, seed=seed, grid_size=grid_size)
     except NotEnoughData as err:
-        counts = {**err.counts, "threshold": threshold}
+        counts = {**err.counts, "threshold": threshold, "compared_classifiers": 1 + len(gate)}
         raise NotEnoughData(f"{err.reason} at confidence threshold {threshold:g}", counts) from None
-    return gridpg(attribution_fn, grids, cell_classes)
+    r = gridpg(attribution_fn, grids, cell_classes)
+    r.grid_set, r.candidates = grid_set_digest(grids, cell_classes), int(cand.numel())
+    return r

@@ -1,5 +1,7 @@
 """Linear probe on cached features: DINOv2's protocol here, the ALOE authors' code's in
 ``aloe.eval.probe_aloe_code`` (config ``evaluation.linear_probe.protocol``; ``linear_probe`` runs either).
+DINOv2 searches feature layouts too (``probe_layouts``): the class tokens of the last
+n_last_blocks {1, 4} blocks, with and without the mean patch token, the best head of all.
 
 All heads of the learning-rate grid train together: one weight matrix holding every head, two
 GEMMs per step, and an analytic softmax cross-entropy gradient. torch.optim cannot give each
@@ -10,10 +12,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
+from aloe.eval.features import layout_slice
 from aloe.eval.probe_aloe_code import aloe_code_probe, bcos_head_logits
 
 PROTOCOLS = ("dinov2", "aloe_code")
@@ -26,6 +29,34 @@ LR_GRIDS = {"dinov2": DINOV2_LRS}
 # the global batch over 256: 1024 / 256 = 4 with its launcher's 8 GPUs x 128). Not a config key: it
 # belongs to the grid's definition, and the records state it (``params.scale_lrs_by_batch``).
 SCALE_LRS_BY_BATCH = True
+# DINOv2's eval/linear.py grid of feature layouts (n_last_blocks_list, avgpools): the defaults of
+# config keys evaluation.linear_probe.n_last_blocks and .avgpool.
+DINOV2_N_LAST_BLOCKS, DINOV2_AVGPOOLS = (1, 4), (False, True)
+
+
+def cache_layout(n_last_blocks: Sequence[int], avgpools: Sequence[bool]) -> dict[str, Any]:
+    """The feature cache that holds every layout of the grid: ``last_n`` and ``avgpool`` of
+    ``aloe.eval.features.feature_spec``."""
+    if not n_last_blocks or not avgpools or min(n_last_blocks) < 1:
+        raise ValueError("config keys 'evaluation.linear_probe.n_last_blocks' / 'avgpool' need positive block "
+                         f"counts and at least one avgpool choice, got {list(n_last_blocks)}, {list(avgpools)}")
+    return {"last_n": max(n_last_blocks), "avgpool": any(avgpools)}
+
+
+def layout_name(n_blocks: int, avgpool: bool) -> str:
+    return f"last{n_blocks}" + ("+avgpool" if avgpool else "")
+
+
+def probe_layouts(spec: Mapping[str, Any], n_last_blocks: Sequence[int], avgpools: Sequence[bool]
+                  ) -> list[tuple[int, bool]]:
+    """The grid's layouts a cache of ``spec`` holds, in DINOv2's order (n_last_blocks, then
+    avgpool). A backbone without a class token (SigLIP) is cached with one block only, so its grid
+    is (1, avgpool) for each avgpool choice."""
+    layouts = [(n, a) for n in n_last_blocks for a in avgpools if n <= spec["last_n"] and (not a or spec["avgpool"])]
+    if not layouts:
+        raise ValueError(f"no layout of n_last_blocks {list(n_last_blocks)} x avgpool {list(avgpools)} "
+                         f"is in a feature cache of {dict(spec)}")
+    return list(dict.fromkeys(layouts))
 
 
 def lr_grid(lrs: str | Sequence[float]) -> tuple[float, ...]:
@@ -205,3 +236,37 @@ def _aloe_code(train_x, train_y, test_x, test_y, num_classes: int, head: str, se
               "schedule": "onecycle", "selected_on": "test", "best_epoch": r["best_epoch"]}
     return ProbeResult(test_top1=r["test_top1"], best_lr=r["best_lr"], val_top1=r["top1_by_lr"],
                        weight=r["weight"], bias=r["bias"], params=params, head=head)
+
+
+def linear_probe_layouts(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    spec: Mapping[str, Any],
+    *,
+    n_last_blocks: Sequence[int] = DINOV2_N_LAST_BLOCKS,
+    avgpools: Sequence[bool] = DINOV2_AVGPOOLS,
+    **kwargs: Any,
+) -> tuple[ProbeResult, ProbeResult]:
+    """DINOv2's linear evaluation over feature layouts: ``linear_probe`` (protocol dinov2) on each
+    layout of ``probe_layouts`` (the same split, seed and LR grid), and the head of the best
+    validation top-1 over every (layout, LR) (ties: the earlier layout, then the smaller LR).
+    ``train_x``/``test_x`` are a cache's global features (``spec``: its feature_spec). Returns
+    (the best result, the best result of layout (1, False)): the second is the head on
+    ``pooler_output`` that the explanation stages classify with (``aloe.eval.classifier``)."""
+    results = {}
+    for n, avg in probe_layouts(spec, n_last_blocks, avgpools):
+        cols = torch.tensor(layout_slice(spec, n, avg, train_x.shape[1]))
+        results[(n, avg)] = linear_probe(train_x[:, cols], train_y, test_x[:, cols], test_y, protocol="dinov2",
+                                         **kwargs)
+    best_layout = max(results, key=lambda k: max(results[k].val_top1.values()))  # max keeps the first of ties
+    best = results[best_layout]
+    grid = {layout_name(*k): {str(lr): v for lr, v in r.val_top1.items()} for k, r in results.items()}
+    best.params = {**best.params, "layouts": [layout_name(*k) for k in results],
+                   "best_layout": layout_name(*best_layout), "val_top1_by_layout": grid}
+    pooled = results.get((1, False))
+    if pooled is None:
+        raise ValueError("config keys 'evaluation.linear_probe.n_last_blocks' / 'avgpool' must include 1 and false: "
+                         "the explanation stages classify with the head on pooler_output (1 block, no avgpool)")
+    return best, pooled

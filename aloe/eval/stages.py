@@ -21,10 +21,10 @@ from aloe.eval.classifier import ProbedClassifier, load_head
 from aloe.eval.explanation_panels import run_explanation_panels as _explanation_panels
 from aloe.eval.deletion import deletion_curve, deletion_fractions
 from aloe.eval.dense import evaluate_dense_probe
-from aloe.eval.features import cached_features, load_features, read_provenance
+from aloe.eval.features import cached_features, load_features, pooled_feature, read_provenance
 from aloe.eval.gridpg import evaluate_gridpg
 from aloe.eval.knn import knn_top1
-from aloe.eval.linear_probe import linear_probe
+from aloe.eval.linear_probe import DINOV2_AVGPOOLS, DINOV2_N_LAST_BLOCKS, linear_probe, linear_probe_layouts
 from aloe.eval.probe_aloe_code import probe_head
 from aloe.eval.zeroshot import build_siglip_classifier, zeroshot_top1
 from aloe.models import load_teacher
@@ -37,11 +37,13 @@ _log = logging.getLogger(__name__)
 
 def preprocessing_record(backbone: Any, image_size: int, transform: str = "center_crop") -> dict[str, Any]:
     """What turns a stored image into the backbone input (part of the cache provenance); the
-    transform is ``aloe.data.eval_loader.eval_transform``'s choice (SigLIP: the whole image)."""
+    transform is ``aloe.data.eval_loader.eval_transform``'s choice (config ``evaluation.transform``)."""
     rec = {"image_size": int(image_size), "transform": transform, "crop": "largest centred square",
            "resize": "bilinear", "input": "rgb float [0,1]"}
     if transform == "resize":
         rec.update(crop="none (whole image, aspect ratio not kept)", resize="bicubic (antialiased)")
+    if transform == "resize_center_crop":
+        rec.update(crop="centred square of the resized image", resize="short side to size * 256 / 224, bicubic")
     if hasattr(backbone, "mean"):
         rec.update(mean=list(backbone.mean), std=list(backbone.std))
     return rec
@@ -59,15 +61,21 @@ def run_extract_feature_splits(
     last_n: int = 1,
     avgpool: bool = False,
     patch_blocks: Sequence[int] = (),
+    transform: str = "auto",
     num_workers: int = 0,
     device: str = "auto",
 ) -> dict[str, dict[str, Any]]:
-    """The feature caches of several splits (split -> path) of one dataset, loading the backbone once."""
+    """The feature caches of several splits (split -> path) of one dataset, loading the backbone once.
+    ``transform``: config ``evaluation.transform`` (``aloe.data.eval_loader.eval_transform``)."""
     device = resolve_device(device)
     backbone = load_backbone(backbone_path, backbone_kind).to(device)
     size = int(image_size or backbone.image_size)
     checksum = checkpoint_checksum(backbone_path)
-    transform = eval_transform(getattr(backbone, "family", ""), read_meta(dataset_dir)["task"])
+    transform = eval_transform(getattr(backbone, "family", ""), read_meta(dataset_dir)["task"], transform)
+    if last_n > 1 and backbone.num_prefix_tokens == 0:
+        _log.info("%s has no class token: its cache holds one block's feature (pooler_output), not %d (the linear "
+                  "probe's n_last_blocks layouts above 1 do not exist for it)", backbone_path, last_n)
+        last_n = 1
     provenance = {}
     for split, out in outs.items():
         loader = EvalLoader(dataset_dir, split, image_size=size, batch_size=batch_size, num_workers=num_workers,
@@ -113,6 +121,8 @@ def run_linear_probe(
     iterations: int = 12500,
     batch_size: int = 1024,
     val_fraction: float = 0.1,
+    n_last_blocks: Sequence[int] = DINOV2_N_LAST_BLOCKS,
+    avgpool: Sequence[bool] = DINOV2_AVGPOOLS,
     seed: int = 0,
     aloe_code: Mapping[str, Any] | None = None,
     device: str = "auto",
@@ -120,18 +130,31 @@ def run_linear_probe(
     """Linear probe on cached features; writes the ``lp_top1`` record and optionally the head.
     ``protocol``: config ``evaluation.linear_probe.protocol`` (``aloe.eval.linear_probe``); dinov2
     reads ``lrs`` (a named grid such as ``"dinov2"``, or the LRs), ``iterations``, ``batch_size``,
-    ``val_fraction``; aloe_code reads the ``aloe_code`` block and puts a B-cos head on students
-    (``probe_head``). The head file records its kind (metadata ``head``) for ``load_head``."""
+    ``val_fraction`` and the layout grid ``n_last_blocks`` x ``avgpool`` (``linear_probe_layouts``);
+    aloe_code reads the ``aloe_code`` block, probes ``pooler_output`` and puts a B-cos head on
+    students (``probe_head``). The head file holds the head on ``pooler_output`` (dinov2: the best
+    of layout (1, False), which the explanation stages classify with) and records its kind
+    (metadata ``head``) for ``load_head``."""
     device = resolve_device(device)
     train, test, prov = _train_test(train_features, test_features, dataset)
-    head = probe_head(variant) if protocol == "aloe_code" else "linear"
-    r = linear_probe(train["global"], train["labels"], test["global"], test["labels"], lrs=lrs,
-                     iterations=iterations, batch_size=batch_size, val_fraction=val_fraction, seed=seed,
-                     device=device, protocol=protocol, head=head, aloe_code=dict(aloe_code or {}))
+    spec = prov["feature_spec"]
+    common = dict(seed=seed, device=device)
+    if protocol == "dinov2":
+        r, explained = linear_probe_layouts(train["global"], train["labels"], test["global"], test["labels"], spec,
+                                            n_last_blocks=n_last_blocks, avgpools=avgpool, lrs=lrs,
+                                            iterations=iterations, batch_size=batch_size, val_fraction=val_fraction,
+                                            **common)
+        extra = {"head_file": {"layout": "last1", "test_top1": explained.test_top1, "best_lr": explained.best_lr}}
+    else:
+        r = explained = linear_probe(pooled_feature(train, spec), train["labels"], pooled_feature(test, spec),
+                                     test["labels"], protocol=protocol, head=probe_head(variant),
+                                     aloe_code=dict(aloe_code or {}), **common)
+        extra = {}
     if head_out is not None:
-        save_tensors(head_out, {"weight": r.weight.contiguous(), "bias": r.bias.contiguous()},
-                     metadata={"backbone_checksum": prov["backbone_checksum"], "dataset": dataset, "head": r.head})
-    params = {**r.params, "best_lr": r.best_lr, "feature_spec": prov["feature_spec"],
+        save_tensors(head_out, {"weight": explained.weight.contiguous(), "bias": explained.bias.contiguous()},
+                     metadata={"backbone_checksum": prov["backbone_checksum"], "dataset": dataset,
+                               "head": explained.head})
+    params = {**r.params, "best_lr": r.best_lr, **extra, "feature_spec": spec,
               "protocols": {"linear_probe": protocol, "eval_transform": prov["preprocessing"]["transform"]}}
     rec = make_record("lp_top1", r.test_top1, backbone=backbone, variant=variant, dataset=dataset, params=params)
     return write_records(out, [rec])[0]
@@ -157,7 +180,9 @@ def run_knn(
     device = resolve_device(device)
     train, test, prov = _train_test(train_features, test_features, dataset)
     weighting = {} if protocol == "aloe_code" else {"temperature": temperature}
-    acc = knn_top1(train["global"], train["labels"], test["global"], test["labels"], k=k, protocol=protocol,
+    spec = prov["feature_spec"]
+    acc = knn_top1(pooled_feature(train, spec), train["labels"], pooled_feature(test, spec), test["labels"], k=k,
+                   protocol=protocol,
                    query_chunk=query_chunk, bank_chunk=bank_chunk, device=device, **weighting)
     params = {"protocol": protocol, "k": k, **weighting, "feature_spec": prov["feature_spec"],
               "protocols": {"knn": protocol, "eval_transform": prov["preprocessing"]["transform"]}}
@@ -180,17 +205,19 @@ def run_zeroshot(
     template_set: str = "",
     class_names: Sequence[str] | None = None,
     batch_size: int = 64,
+    transform: str = "auto",
     device: str = "auto",
 ) -> dict[str, Any]:
     """Zero-shot top-1: text tower of the SigLIP teacher at ``text_model_path``, image embeddings
-    from ``image_encoder_path`` (the teacher itself, or a B-cos student of it), on SigLIP's view
-    of the images (``eval_transform``: the whole image resized, bicubic)."""
+    from ``image_encoder_path`` (the teacher itself, or a B-cos student of it), on the view
+    ``eval_transform`` picks for config ``evaluation.transform`` (auto: SigLIP's own, the whole image
+    resized, bicubic)."""
     device = resolve_device(device)
     text = load_teacher(text_model_path)
     if text.family != "siglip" or text.tokenizer is None or not hasattr(text.hf_model, "get_text_features"):
         raise ValueError(f"zero-shot text_model_path {text_model_path!r} must be a SigLIP checkpoint with tokenizer")
     encoder = load_backbone(image_encoder_path, image_encoder_kind).to(device)
-    transform = eval_transform(getattr(encoder, "family", ""), "classification")
+    transform = eval_transform(getattr(encoder, "family", ""), "classification", transform)
     loader = EvalLoader(dataset_dir, split, image_size=encoder.image_size, batch_size=batch_size, transform=transform)
     names = list(class_names or loader.class_names or [])
     if not names:
@@ -240,8 +267,8 @@ def run_dense_probe(
     target = "depth" if task == "depth" else "normal"
     depths = {} if task == "depth" else {"train_depth": train["depth"], "test_depth": test["depth"]}
     metrics = evaluate_dense_probe(cat(train), train[target], cat(test), test[target], task, **depths,
-                                   head=head, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                                   device=device)
+                                   head=head, num_blocks=len(blocks), epochs=epochs, batch_size=batch_size, lr=lr,
+                                   seed=seed, device=device)
     params = {"task": task, "blocks": blocks, "head": head, "epochs": epochs, "batch_size": batch_size, "lr": lr,
               "seed": seed, "units": DENSE_UNITS[task], "aggregation": "per image, mean over images",
               "protocols": {"dense_head": head, "dense_metrics": "probe3d per image"}}
@@ -288,23 +315,35 @@ def run_gridpg(
     max_images: int = 2000,
     seed: int = 0,
     method_options: dict[str, Any] | None = None,
+    gate: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, Any]:
-    """GridPG of ``method`` on grids resized to the backbone's native image size. When the data
-    cannot give a score (``MetricUnavailable``, e.g. confident images of fewer than 4 classes) the
-    record says so: value null, status "unavailable", the reason and its counts."""
+    """GridPG of ``method`` on grids resized to the backbone's native image size, drawn from the
+    images that this classifier and every ``gate`` classifier (the other compared models, each
+    ``{"variant", "backbone_path", "backbone_kind", "head_path"}``) classify confidently and
+    correctly: one grid set for all of them (``aloe.eval.gridpg``). When the data cannot give a
+    score (``MetricUnavailable``, e.g. confident images of fewer than 4 classes) the record says
+    so: value null, status "unavailable", the reason and its counts."""
     model, classifier, attribute = _explained_setup(backbone_path, backbone_kind, head_path, method, method_options)
+    gates = [ProbedClassifier(m, *load_head(g["head_path"], g["backbone_path"])).eval()
+             for g in gate for m in [load_backbone(g["backbone_path"], g["backbone_kind"])]]
+    for g, m in zip(gate, gates):
+        if m.backbone.image_size != model.image_size:
+            raise ValueError(f"gridpg gate {g['variant']} takes {m.backbone.image_size} px images, "
+                             f"{backbone}/{variant} {model.image_size} px: the grid set cannot be shared")
     images, labels = _load_images(dataset_dir, split, model.image_size, max_images)
     params = {"method": method, "method_options": dict(method_options or {}), "threshold": threshold,
               "num_grids": num_grids, "seed": seed, "split": split, "num_images": len(images),
-              "protocols": {"gridpg": "2x2 grid at native size"}}
+              "gated_by": [g["variant"] for g in gate],
+              "protocols": {"gridpg": "2x2 grid at native size, shared grid set, zero-mass cells score 0"}}
     ids = dict(backbone=backbone, variant=variant, dataset=dataset)
     try:
         r = evaluate_gridpg(classifier, attribute, images, labels, threshold=threshold, num_grids=num_grids,
-                            seed=seed, grid_size=model.image_size)
+                            seed=seed, grid_size=model.image_size, gate=gates)
     except MetricUnavailable as err:
         _log.warning("gridpg of %s/%s (%s) on %s is unavailable: %s", backbone, variant, method, dataset, err.reason)
         return write_records(out, [make_unavailable_record("gridpg", err, **ids, params=params)])[0]
-    params.update(num_grids=r.num_grids, cells_scored=r.count, cells_skipped_zero_mass=r.skipped_zero_mass)
+    params.update(num_grids=r.num_grids, cells_scored=r.count, cells_zero_mass=r.zero_mass, grid_set=r.grid_set,
+                  grid_candidates=r.candidates)
     return write_records(out, [make_record("gridpg", r.mean, **ids, params=params)])[0]
 
 

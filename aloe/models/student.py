@@ -86,6 +86,11 @@ class BcosStudent(nn.Module):
     num_prefix_tokens = property(lambda self: self.config.num_prefix_tokens)
 
     @property
+    def final_norm(self) -> nn.Module:
+        """The norm on the last block's tokens (the teacher's ``final_norm``, B-cos form)."""
+        return self.norm
+
+    @property
     def weight_dtype(self) -> torch.dtype:
         return self.norm.weight.dtype
 

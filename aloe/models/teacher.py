@@ -92,6 +92,13 @@ class Teacher(nn.Module):
     def num_prefix_tokens(self) -> int:
         return (0 if self.family == "siglip" else 1) + self.num_registers
 
+    @property
+    def final_norm(self) -> nn.Module:
+        """The norm the encoder applies to its last block's tokens (DINOv2's linear evaluation
+        applies it to earlier blocks' class tokens too); explicit per family."""
+        names = {"vit": "layernorm", "dinov3": "norm", "siglip": "post_layernorm"}
+        return getattr(self.vision, names[self.family])
+
     def train(self, mode: bool = True) -> "Teacher":
         return super().train(False)  # a teacher never leaves eval mode
 

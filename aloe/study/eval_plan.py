@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from aloe.eval.linear_probe import cache_layout
+
 
 def knn_kwargs(knn: Mapping[str, Any]) -> dict[str, Any]:
     """``run_knn``'s protocol settings from config ``evaluation.knn``: ``aloe_code`` votes
@@ -24,7 +26,7 @@ def knn_kwargs(knn: Mapping[str, Any]) -> dict[str, Any]:
 
 # The config keys of ``evaluation.linear_probe`` each protocol reads.
 LINEAR_PROBE_KEYS = {
-    "dinov2": ("iterations", "batch_size", "lrs", "val_fraction", "seed"),
+    "dinov2": ("iterations", "batch_size", "lrs", "val_fraction", "n_last_blocks", "avgpool", "seed"),
     "aloe_code": ("seed",),
 }
 
@@ -38,3 +40,12 @@ def linear_probe_kwargs(lp: Mapping[str, Any]) -> dict[str, Any]:
     if protocol == "aloe_code":
         kwargs["aloe_code"] = dict(lp["aloe_code"])
     return kwargs
+
+
+def feature_layout(lp: Mapping[str, Any]) -> dict[str, Any]:
+    """The feature caches' global layout (``run_features``' ``last_n`` and ``avgpool``) that the
+    linear probe of config ``evaluation.linear_probe`` reads: every layout of DINOv2's
+    n_last_blocks x avgpool grid for ``dinov2``, ``pooler_output`` alone for ``aloe_code``."""
+    if lp["protocol"] == "dinov2":
+        return cache_layout(lp["n_last_blocks"], lp["avgpool"])
+    return {"last_n": 1, "avgpool": False}

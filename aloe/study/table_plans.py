@@ -61,6 +61,16 @@ def teacher_methods(study: Mapping[str, Any], teacher: str) -> list[str]:
     return [m for m in explain_methods(study) if not (m in NEEDS_CLS and siglip)]
 
 
+# The models GridPG compares per backbone (Table B6): the teacher (post-hoc methods) and its ALOE
+# student (W(x)x). Every record of a backbone is scored on the grids both classify confidently.
+GRIDPG_COMPARED = ("teacher", "aloe")
+
+
+def gridpg_gate(variant: str) -> list[str]:
+    """The other compared variants whose confidence also gates the grid images of ``variant``."""
+    return [v for v in GRIDPG_COMPARED if v != variant]
+
+
 def gridpg_files(study: Mapping[str, Any], teachers: Iterable[str]) -> list[str]:
     files = []
     for t in teachers:

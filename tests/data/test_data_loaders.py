@@ -200,6 +200,32 @@ def test_siglip_view_resizes_the_whole_image():
     assert eval_transform("siglip", "dense") == eval_transform("vit", "classification") == "center_crop"
 
 
+def test_dinov2_view_is_resize_256_bicubic_then_centre_crop_224():
+    from PIL import Image
+
+    from aloe.data.augment import resize_short_center_crop
+    rng = np.random.default_rng(2)
+    for h, w in ((300, 400), (410, 250)):
+        rand = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        # torchvision's Resize(256) (short side, long side int(256 * long / short)) + CenterCrop(224), on PIL
+        new = (int(256 * w / h), 256) if h <= w else (256, int(256 * h / w))
+        big = Image.fromarray(rand).resize(new, Image.BICUBIC)
+        left, top = int(round((new[0] - 224) / 2.0)), int(round((new[1] - 224) / 2.0))
+        ref = np.asarray(big.crop((left, top, left + 224, top + 224))).astype(int)
+        got = resize_short_center_crop(torch.from_numpy(rand).permute(2, 0, 1), 224).numpy().astype(int)
+        assert got.shape == (224, 224, 3) and np.abs(got - ref).max() <= 1
+        # not the largest centred square: that view keeps more of the image
+        square = center_crop_resize(torch.from_numpy(rand).permute(2, 0, 1), 224).numpy().astype(int)
+        assert np.abs(square - ref).mean() > 10
+    # config key evaluation.transform: auto is per family; a named view is every backbone's; dense keeps the square
+    assert eval_transform("vit", "classification", "resize_center_crop") == "resize_center_crop"
+    assert eval_transform("siglip", "classification", "center_crop") == "center_crop"
+    assert eval_transform("siglip", "classification", "auto") == "resize"
+    assert eval_transform("vit", "dense", "resize_center_crop") == "center_crop"
+    with pytest.raises(ValueError, match="evaluation.transform"):
+        eval_transform("vit", "classification", "bicubic")
+
+
 def test_eval_loader_resize_view(tiny_world):
     import webdataset as wds
     first = next(iter(wds.WebDataset(str(tiny_world / "shapes/test/000000.tar"), shardshuffle=False)))

@@ -130,8 +130,10 @@ def test_losses():
     assert silog_loss(gt * 2, gt, valid) < silog_loss(gt * torch.rand_like(gt) * 2, gt, valid)
     d = to_depth(torch.tensor([-100.0, 0.0, 100.0]))
     assert d[0] == pytest.approx(1e-3) and d[2] == pytest.approx(10.0) and d[1] == pytest.approx(0.1, rel=1e-5)
-    with pytest.raises(ValueError, match="dpt"):
+    with pytest.raises(ValueError, match=r"evaluation\.dense\.head"):  # dpt needs >= 2 blocks
         make_head("dpt", 8, "depth")
+    with pytest.raises(ValueError, match="not implemented"):
+        make_head("multiscale", 8, "depth")
 
 
 def _synthetic(n, seed, task):

@@ -3,7 +3,7 @@ import torch
 
 from aloe.eval.features import (
     NonFiniteFeaturesError, ProvenanceMismatchError, cached_features, check_finite, extract_features,
-    feature_spec, load_features, make_provenance, read_provenance, save_features,
+    feature_spec, layout_slice, load_features, make_provenance, pooled_feature, read_provenance, save_features,
 )
 from aloe.tensorfile import state_checksum
 
@@ -18,17 +18,32 @@ def _batches(n=10, bs=4, seed=0):
 def test_extract_matches_backbone_and_layout(tiny_teacher):
     batches, x, y = _batches()
     batches = [(px, lab, [f"k{i}-{j}" for j in range(len(lab))]) for i, (px, lab) in enumerate(batches)]
+    norm = tiny_teacher.final_norm
+    assert norm is tiny_teacher.hf_model.norm  # DINOv3's final norm, by name
+    with torch.no_grad():  # an affine final norm: DINOv2 puts earlier class tokens through it, not a plain LN
+        norm.weight.copy_(torch.linspace(0.5, 2.0, 32))
+        norm.bias.copy_(torch.linspace(-1.0, 1.0, 32))
     f = extract_features(tiny_teacher, batches, last_n=2, avgpool=True, patch_blocks=[0, 1])
     with torch.no_grad():
         out = tiny_teacher(x, output_hidden_states=True)
+        torch.testing.assert_close(norm(out.hidden_states[-1][:, 0]), out.pooler_output)
+        cls0 = norm(out.hidden_states[1][:, 0])  # block 0 of 2: the earlier of the last two
     p = tiny_teacher.num_prefix_tokens
     assert p == 3  # CLS + 2 registers
     assert f["global"].dtype == torch.float16 and f["global"].shape == (10, 32 * 3)
     assert torch.equal(f["labels"], y) and f["__keys__"][:5] == ["k0-0", "k0-1", "k0-2", "k0-3", "k1-0"]
-    torch.testing.assert_close(f["global"][:, :32].float(), out.pooler_output, atol=2e-3, rtol=2e-3)
-    cls0 = torch.nn.functional.layer_norm(out.hidden_states[1][:, 0], (32,))
-    torch.testing.assert_close(f["global"][:, 32:64].float(), cls0, atol=5e-3, rtol=2e-3)
+    # DINOv2's create_linear_input order: class tokens earliest first, then the mean patch token
+    torch.testing.assert_close(f["global"][:, :32].float(), cls0, atol=5e-3, rtol=2e-3)
+    torch.testing.assert_close(f["global"][:, 32:64].float(), out.pooler_output, atol=2e-3, rtol=2e-3)
     torch.testing.assert_close(f["global"][:, 64:].float(), out.last_hidden_state[:, p:].mean(1), atol=2e-3, rtol=2e-3)
+    spec = feature_spec(2, True)
+    assert layout_slice(spec, 1, False, 96) == list(range(32, 64))
+    assert layout_slice(spec, 2, False, 96) == list(range(0, 64))
+    assert layout_slice(spec, 1, True, 96) == list(range(32, 96))
+    assert layout_slice(spec, 2, True, 96) == list(range(96))
+    torch.testing.assert_close(pooled_feature(f, spec).float(), out.pooler_output, atol=2e-3, rtol=2e-3)
+    with pytest.raises(ValueError, match="not in a cache"):
+        layout_slice(feature_spec(1, False), 2, False, 32)
     # block 1 = hidden_states[2]; token p + (r * 4 + c) is patch (r, c)
     assert f["block1"].shape == (10, 32, 4, 4)
     expected = out.hidden_states[2][3, p + 2 * 4 + 1]
@@ -87,3 +102,13 @@ def test_nonfinite_backbone_output_stops_extraction(tiny_teacher):
 def test_load_rejects_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope"):
         load_features(tmp_path / "nope.safetensors", {})
+
+
+@pytest.mark.parametrize("family, name", [("vit", "layernorm"), ("siglip", "post_layernorm")])
+def test_final_norm_is_the_norm_that_makes_the_pooled_feature(teacher_factory, family, name):
+    teacher = teacher_factory(family, 0)
+    assert teacher.final_norm is getattr(teacher.vision, name)
+    x = torch.rand(2, 3, teacher.image_size, teacher.image_size)
+    with torch.no_grad():
+        out = teacher(x, output_hidden_states=True)
+        torch.testing.assert_close(teacher.final_norm(out.hidden_states[-1]), out.last_hidden_state)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from aloe.eval.gridpg import cell_scores, confident_correct, evaluate_gridpg, gridpg, make_grids
-from aloe.records import MetricUnavailable, NotEnoughData
+from aloe.records import NotEnoughData
 
 K = 5  # classes; an image of class k lights channel k
 
@@ -61,23 +61,22 @@ def test_too_few_confident_classes_is_unavailable_not_an_error():
     assert "at confidence threshold 0.3" in err.value.reason and "class 0: " in err.value.reason
 
 
-def test_all_zero_mass_is_unavailable():
+def test_all_zero_mass_scores_zero():
     images, labels, _ = _data()
     grids, cls = make_grids(images, labels, torch.arange(40), num_grids=3)
-    with pytest.raises(MetricUnavailable, match="zero positive attribution") as err:
-        gridpg(lambda x, c: -input_x_gradient(x, c), grids, cls)
-    assert err.value.counts == {"cells": 12, "cells_skipped_zero_mass": 12, "num_grids": 3}
+    r = gridpg(lambda x, c: -input_x_gradient(x, c), grids, cls)
+    assert (r.mean, r.count, r.zero_mass, r.num_grids) == (0.0, 12, 12, 3)
 
 
 def test_score_one_for_confined_and_quarter_for_uniform():
     images, labels, _ = _data()
     r = evaluate_gridpg(classifier, input_x_gradient, images, labels, threshold=0.5, num_grids=5)
-    assert r.mean == pytest.approx(1.0) and r.count == 20 and r.skipped_zero_mass == 0
+    assert r.mean == pytest.approx(1.0) and r.count == 20 and r.zero_mass == 0
     uni = evaluate_gridpg(classifier, lambda x, c: torch.ones(x.shape[0], 3, 16, 16), images, labels, num_grids=5)
     assert uni.mean == pytest.approx(0.25)
 
 
-def test_zero_mass_cells_are_skipped_and_counted():
+def test_zero_mass_cells_score_zero_and_are_counted():
     images, labels, _ = _data()
     grids, cls = make_grids(images, labels, torch.arange(40), num_grids=3)
 
@@ -89,7 +88,8 @@ def test_zero_mass_cells_are_skipped_and_counted():
         return m if len(calls) <= 2 else -m
 
     r = gridpg(half_negative, grids, cls)
-    assert r.count == 6 and r.skipped_zero_mass == 6 and r.mean == pytest.approx(1.0)
+    # 6 cells at 1.0 and 6 zero-mass cells at 0 (skipping them would report 1.0)
+    assert r.count == 12 and r.zero_mass == 6 and r.mean == pytest.approx(0.5)
     assert [c.tolist() for c in calls] == cls.T.tolist()
 
 
@@ -99,3 +99,30 @@ def test_cell_scores_partial():
     a[0, 3, 3] = 1.0  # bottom-right
     a[0, 0, 3] = -5.0  # negative mass is ignored
     torch.testing.assert_close(cell_scores(a), torch.tensor([[0.75, 0.0, 0.0, 0.25]], dtype=torch.float64))
+
+
+def test_every_compared_model_is_scored_on_one_grid_set():
+    images, labels, strength = _data()
+    # a second model that is never confident on the first half of the images
+    other = lambda x: classifier(x) * (x.flatten(1).amax(1, keepdim=True) > 0).float()  # noqa: E731
+    first_half = torch.arange(40) < 20
+
+    def picky(x):  # confident_correct scores the 40 images in one batch (of 64)
+        assert x.shape[0] == 40
+        return torch.where(first_half[:, None], torch.zeros(40, K), classifier(x))
+
+    cand = confident_correct(classifier, images, labels, threshold=0.5)
+    assert (cand < 20).any()
+    alone = evaluate_gridpg(classifier, input_x_gradient, images, labels, num_grids=5)
+    shared = evaluate_gridpg(classifier, input_x_gradient, images, labels, num_grids=5, gate=[picky])
+    # the other side of the comparison sees the same grid set: same candidates, same digest
+    mirrored = evaluate_gridpg(picky, input_x_gradient, images, labels, num_grids=5, gate=[classifier])
+    assert shared.grid_set == mirrored.grid_set != alone.grid_set
+    assert shared.candidates == mirrored.candidates == int((cand >= 20).sum()) < alone.candidates
+    assert evaluate_gridpg(classifier, input_x_gradient, images, labels, num_grids=5, gate=[other]).grid_set \
+        == alone.grid_set  # a gate that agrees changes nothing
+    assert len(alone.grid_set) == 16 and alone.candidates == cand.numel()
+    with pytest.raises(NotEnoughData) as err:  # nobody is confident on everything: a clear n/a
+        evaluate_gridpg(classifier, input_x_gradient, images, labels, num_grids=5,
+                        gate=[lambda x: torch.zeros(x.shape[0], K)])
+    assert err.value.counts["compared_classifiers"] == 2 and err.value.counts["confident_images"] == 0

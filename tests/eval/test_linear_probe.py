@@ -113,3 +113,28 @@ def test_aloe_code_puts_a_bcos_head_on_students():
     assert r.test_top1 > 90.0
     with pytest.raises(ValueError, match="dinov2 protocol trains linear heads"):
         linear_probe(x[:500], y[:500], x[500:], y[500:], head="bcos", iterations=2)
+
+
+def test_dinov2_layout_grid_reports_the_best_layout_and_keeps_the_pooled_head():
+    from aloe.eval.features import feature_spec
+    from aloe.eval.linear_probe import cache_layout, linear_probe_layouts, probe_layouts
+
+    # A cache of DINOv2's largest layout: [cls block L-3 .. cls block L (= pooler), mean patch token].
+    # The labels live only in the mean patch token, so only the avgpool layouts can learn them.
+    g = torch.Generator().manual_seed(0)
+    x_avg, y = _gaussians(600, 8, 4, 0.3, seed=1)
+    noise = torch.randn(600, 8 * 4, generator=g)
+    x = torch.cat([noise, x_avg], dim=1)
+    spec = feature_spec(**cache_layout([1, 4], [False, True]))
+    assert spec["last_n"] == 4 and spec["avgpool"]
+    assert probe_layouts(spec, [1, 4], [False, True]) == [(1, False), (1, True), (4, False), (4, True)]
+    best, pooled = linear_probe_layouts(x[:500], y[:500], x[500:], y[500:], spec, iterations=200, batch_size=64)
+    assert best.params["best_layout"] in {"last1+avgpool", "last4+avgpool"} and best.test_top1 > 95
+    assert best.params["layouts"] == ["last1", "last1+avgpool", "last4", "last4+avgpool"]
+    assert set(best.params["val_top1_by_layout"]) == set(best.params["layouts"])
+    # the head on pooler_output (layout last1, what the explanations classify with) saw noise only
+    assert pooled.weight.shape == (8, 4) and pooled.test_top1 < 50
+    # a cache without class tokens beyond the last (SigLIP): the grid shrinks to layout 1
+    assert probe_layouts(feature_spec(1, True), [1, 4], [False, True]) == [(1, False), (1, True)]
+    with pytest.raises(ValueError, match="n_last_blocks"):
+        linear_probe_layouts(x[:500], y[:500], x[500:], y[500:], spec, n_last_blocks=[4], iterations=5)

@@ -200,7 +200,11 @@ def test_eval_protocol_kwargs_carry_exactly_the_keys_each_protocol_reads():
     assert eval_plan.knn_kwargs({**knn, "protocol": "aloe_code"}) == dict(protocol="aloe_code", k=20, query_chunk=1024)
     lp = PAPER["evaluation"]["linear_probe"]
     assert eval_plan.linear_probe_kwargs(lp) == dict(protocol="dinov2", iterations=12500, batch_size=1024,
-                                                     lrs="dinov2", val_fraction=0.1, seed=0)
+                                                     lrs="dinov2", val_fraction=0.1, n_last_blocks=[1, 4],
+                                                     avgpool=[False, True], seed=0)
+    # the caches hold the grid's largest layout for dinov2, pooler_output alone for aloe_code
+    assert eval_plan.feature_layout(lp) == {"last_n": 4, "avgpool": True}
+    assert eval_plan.feature_layout({**lp, "protocol": "aloe_code"}) == {"last_n": 1, "avgpool": False}
     assert eval_plan.linear_probe_kwargs({**lp, "protocol": "aloe_code"}) == dict(
         protocol="aloe_code", seed=0, aloe_code=dict(epochs=50, batch_size=8192, lrs=[1e-2, 3e-3, 1e-3],
                                                      weight_decay=1e-4))

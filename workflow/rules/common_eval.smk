@@ -1,4 +1,6 @@
 # Helpers of the evaluation, table and report rules (lint: functions live in common modules).
+from types import SimpleNamespace
+
 from aloe.depths import dense_blocks as resolve_dense_blocks
 
 
@@ -34,6 +36,32 @@ def explained_kwargs(w, dataset):
         variant=record_variant(w.variant),
         dataset=dataset,
     )
+
+
+def gridpg_gate(w):
+    """The other compared models of GridPG (aloe.study.table_plans.gridpg_gate): their backbones
+    and heads also gate the grid images, so every record of a backbone scores the same grids.
+    """
+    dataset = EVAL["gridpg"]["dataset"]
+    return [
+        dict(
+            variant=v,
+            backbone_path=backbone(w.teacher, v)[0],
+            backbone_kind=backbone(w.teacher, v)[1],
+            head_path=f"results/metrics/linear_probe/{w.teacher}/{v}/{dataset}.head.safetensors",
+        )
+        for v in table_plans.gridpg_gate(w.variant)
+    ]
+
+
+def gridpg_inputs(w):
+    dataset = EVAL["gridpg"]["dataset"]
+    files = explained_inputs(w, dataset)
+    for v in table_plans.gridpg_gate(w.variant):
+        files += explained_inputs(
+            SimpleNamespace(teacher=w.teacher, variant=v), dataset
+        )[:2]
+    return files
 
 
 # ---- used by tables.smk ----

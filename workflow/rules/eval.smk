@@ -26,8 +26,9 @@ rule features:
             dataset_dir=eval_dataset_dir(w.dataset),
             dataset=w.dataset,
             batch_size=EVAL["features"]["batch_size"],
-            last_n=EVAL["features"]["last_n"],
-            avgpool=EVAL["features"]["avgpool"],
+            # the layouts the linear probe reads, and the view of the images
+            **eval_plan.feature_layout(EVAL["linear_probe"]),
+            transform=EVAL["transform"],
             patch_blocks=(
                 dense_blocks(w.teacher)
                 if w.dataset == EVAL["dense"]["dataset"]
@@ -125,6 +126,7 @@ rule zero_shot:
             backbone=w.teacher,
             variant=record_variant(w.variant),
             batch_size=EVAL["zero_shot"]["batch_size"],
+            transform=EVAL["transform"],
             device="auto",
         ),
         launch=launch_block("probe"),
@@ -170,7 +172,7 @@ rule dense_probe:
 
 rule gridpg:
     input:
-        lambda w: explained_inputs(w, EVAL["gridpg"]["dataset"]),
+        gridpg_inputs,
     output:
         out="results/metrics/gridpg/{teacher}/{variant}/{method}.json",
     log:
@@ -188,6 +190,7 @@ rule gridpg:
             threshold=EVAL["gridpg"]["threshold"],
             num_grids=EVAL["gridpg"]["num_grids"],
             seed=STUDY["seed"],
+            gate=gridpg_gate(w),
         ),
         launch=launch_block("explain"),
     script:
