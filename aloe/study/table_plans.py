@@ -114,11 +114,14 @@ def table_plan(study: Mapping[str, Any], table: str) -> tuple[list[str], dict[st
 
 
 def fig9_records(study: Mapping[str, Any]) -> list[str]:
-    """Fig. 9, data efficiency: the first dataset's LP records of the data-fraction ablation."""
+    """Fig. 9, data efficiency: the first dataset's LP records of the data-fraction ablation, and
+    those of the teacher and its B-cosification baseline (the figure's reference lines)."""
     fractions = study["ablations"]["fractions"]
     names = [f"{f:g}" for f in fractions["settings"]]
-    return metric_files("linear_probe", fractions["teachers"], classification(study)[:1],
-                        ablation_variants("data", names))
+    first = classification(study)[:1]
+    references = lambda t: [v for v in main_variants(study, t) if v != "aloe"]  # noqa: E731
+    return (metric_files("linear_probe", fractions["teachers"], first, ablation_variants("data", names))
+            + metric_files("linear_probe", fractions["teachers"], first, references))
 
 
 def fig1_records(study: Mapping[str, Any]) -> list[str]:

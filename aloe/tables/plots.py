@@ -56,6 +56,9 @@ def _first_dataset(index: RecordIndex, metric_name: str, dataset: str | None) ->
     return found[0]
 
 
+MIN_SPAN = 10.0  # percentage points: the smallest y range of the data-efficiency plot
+
+
 def plot_data_efficiency(
     record_paths: Iterable[str | os.PathLike],
     out_png: str | os.PathLike,
@@ -116,6 +119,10 @@ def plot_data_efficiency(
                            label=f"{VARIANT_NAMES[v]} {label(b, BACKBONE_LABELS)}")
         out[b] = {"fractions": fractions, "values": values, **refs, "unavailable": dict(sorted(na.items()))}
     _not_shown(ax, skipped)
+    shown = [v for b in out.values() for v in [*b["values"], b[TEACHER], b[BCOSIFICATION]] if v is not None]
+    if shown:  # at least MIN_SPAN on the y axis: a difference of one test image is not drawn as a trend
+        mid, half = (max(shown) + min(shown)) / 2, max(max(shown) - min(shown), MIN_SPAN) / 2 * 1.1
+        ax.set_ylim(mid - half, mid + half)
     ax.set_xscale("log")
     ax.set_xlabel("alignment data (% of the set)")
     ax.set_ylabel(f"{metric(metric_name).label} on {label(dataset, DATASET_LABELS)} ({metric(metric_name).unit})")

@@ -21,7 +21,7 @@ def _check_png(path):
     assert not list(path.parent.glob(".*tmp*"))  # atomic write left no temp file
 
 
-def test_data_efficiency_plot(tmp_path):
+def test_data_efficiency_plot(tmp_path, monkeypatch):
     files = write_demo_records(tmp_path / "r")
     paths = files["table4"] + files["table2"]  # ablation records + main LP records (teacher, B-cosif. refs)
     data = plot_data_efficiency(paths, tmp_path / "fig9.png")
@@ -33,6 +33,18 @@ def test_data_efficiency_plot(tmp_path):
     lp = {(r["backbone"], r["variant"], r["dataset"]): r["value"] for r in read_records(files["table2"][0])}
     assert data["demo_vit"]["teacher"] == lp[("demo_vit", "teacher", "shapes")]
     assert data["demo_vit"]["bcosification"] == lp[("demo_vit", "bcosification", "shapes")]
+    # values a few points apart still get a 10-point y range: no trend drawn from one test image
+    from aloe.tables import plots
+    seen, real_save = {}, plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, out: (seen.setdefault("ylim", fig.axes[0].get_ylim()),
+                                                          real_save(fig, out)))
+    from aloe.records import make_record
+    flat = tmp_path / "flat.json"
+    write_records(flat, [make_record("lp_top1", v, backbone="demo_vit", variant=f"aloe:data={f}", dataset="shapes")
+                         for f, v in (("0.5", 70.0), ("1", 70.5))])
+    plot_data_efficiency([flat], tmp_path / "flat.png")
+    low, high = seen["ylim"]
+    assert high - low >= plots.MIN_SPAN and low < 70.0 and high > 70.5
     # without the main records the reference lines are simply absent
     only = plot_data_efficiency(files["table4"], tmp_path / "b2.png", backbones=["demo_dinov3"])
     assert list(only) == ["demo_dinov3"] and only["demo_dinov3"]["teacher"] is None

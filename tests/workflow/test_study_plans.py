@@ -168,11 +168,15 @@ def test_figure_records():
     fig9 = tp.fig9_records(PAPER)
     assert fig9[:2] == ["results/metrics/linear_probe/siglip2_b16/aloe_data-0.001/imagenet1k.json",
                         "results/metrics/linear_probe/siglip2_b16/aloe_data-0.01/imagenet1k.json"]
-    assert len(fig9) == 2 * 4
+    assert len(fig9) == 2 * 4 + 2 * 2 and fig9[8:10] == [  # the teacher and B-cosification reference lines
+        "results/metrics/linear_probe/siglip2_b16/teacher/imagenet1k.json",
+        "results/metrics/linear_probe/siglip2_b16/bcosification/imagenet1k.json"]
     fig1 = tp.fig1_records(PAPER)
     assert len(fig1) == 3 * 2 + 14 and fig1[0] == "results/metrics/linear_probe/vit_b16_sup/teacher/imagenet1k.json"
     assert tp.fig9_records(TINY) == ["results/metrics/linear_probe/demo_siglip/aloe_data-0.5/shapes.json",
-                                     "results/metrics/linear_probe/demo_siglip/aloe_data-1/shapes.json"]
+                                     "results/metrics/linear_probe/demo_siglip/aloe_data-1/shapes.json",
+                                     "results/metrics/linear_probe/demo_siglip/teacher/shapes.json",
+                                     "results/metrics/linear_probe/demo_siglip/bcosification/shapes.json"]
 
 
 def test_data_quality_reads_every_run_and_subset_the_tables_depend_on():
