@@ -44,6 +44,7 @@ rule all:
         expand("results/tables/{table}.{ext}", table=TABLES, ext=("csv", "tex")),
         "results/plots/fig9_data_efficiency.png",
         "results/plots/fig1_gridpg_vs_accuracy.png",
+        "results/plots/figB3_deletion.png",
         expand("results/tables/{table}.html", table=TABLES),
         "results/plots/explanations.png",
         "results/tables/data_quality.csv",

@@ -131,6 +131,15 @@ def fig1_records(study: Mapping[str, Any]) -> list[str]:
             + gridpg_files(study, main))
 
 
+def figB3_records(study: Mapping[str, Any]) -> list[str]:
+    """Fig. B3, pixel deletion: each main teacher's post-hoc methods and its ALOE student's W(x)x."""
+    files = []
+    for t in study["tables"]["main"]:
+        files += [f"results/metrics/deletion/{t}/teacher/{m}.json" for m in teacher_methods(study, t)]
+        files += [f"results/metrics/deletion/{t}/aloe/bcos.json"]
+    return files
+
+
 def explanation_backbones(study: Mapping[str, Any], dataset: str) -> list[dict[str, Any]]:
     """The rows of the report's explanation grid: each main teacher and its ALOE student, their
     linear-probe heads on ``dataset``, and the teacher's post-hoc methods."""
@@ -156,14 +165,14 @@ def explanation_inputs(study: Mapping[str, Any], dataset: str) -> list[str]:
 
 
 # metric kind -> the evaluation block whose dataset its features come from (None: the record's own)
-FEATURE_KINDS = {"linear_probe": None, "knn": None, "dense": "dense", "gridpg": "gridpg"}
+FEATURE_KINDS = {"linear_probe": None, "knn": None, "dense": "dense", "gridpg": "gridpg", "deletion": "deletion"}
 
 
 def evaluated(study: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     """(kind, teacher, variant, dataset or task/method) of every metric record the tables and plots
     read, and the explanation grid's linear-probe heads."""
     first = first_dataset(study)
-    paths = fig9_records(study) + fig1_records(study)
+    paths = fig9_records(study) + fig1_records(study) + figB3_records(study)
     for table in TABLE_NAMES:
         paths += table_plan(study, table)[0]
     found = {tuple(p.removesuffix(".json").split("/")[2:6]) for p in paths}

@@ -29,7 +29,7 @@ from aloe.tables.names import (
 log = logging.getLogger(__name__)
 
 
-def _not_shown(ax, skipped: list[str]) -> None:
+def not_shown(ax, skipped: list[str]) -> None:
     """Log the points left out (n/a) and list them under the axes."""
     for what in skipped:
         log.warning("not plotted (n/a): %s", what)
@@ -41,9 +41,9 @@ def _not_shown(ax, skipped: list[str]) -> None:
 VARIANT_NAMES = {TEACHER: "teacher", BCOSIFICATION: "B-cosif.", ALOE: "ALOE"}
 
 
-def _save(fig, out_png: str | os.PathLike) -> None:
+def save_figure(fig, out_png: str | os.PathLike) -> None:
     with atomic_path(out_png, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=300, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -118,7 +118,7 @@ def plot_data_efficiency(
                 ax.axhline(refs[v], linestyle=style, color="grey" if v == TEACHER else colour, linewidth=1,
                            label=f"{VARIANT_NAMES[v]} {label(b, BACKBONE_LABELS)}")
         out[b] = {"fractions": fractions, "values": values, **refs, "unavailable": dict(sorted(na.items()))}
-    _not_shown(ax, skipped)
+    not_shown(ax, skipped)
     shown = [v for b in out.values() for v in [*b["values"], b[TEACHER], b[BCOSIFICATION]] if v is not None]
     if shown:  # at least MIN_SPAN on the y axis: a difference of one test image is not drawn as a trend
         mid, half = (max(shown) + min(shown)) / 2, max(max(shown) - min(shown), MIN_SPAN) / 2 * 1.1
@@ -128,7 +128,7 @@ def plot_data_efficiency(
     ax.set_ylabel(f"{metric(metric_name).label} on {label(dataset, DATASET_LABELS)} ({metric(metric_name).unit})")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    _save(fig, out_png)
+    save_figure(fig, out_png)
     return out
 
 
@@ -178,12 +178,12 @@ def plot_gridpg_vs_accuracy(
                    s=80 if p["variant"] == ALOE else 40,
                    label=f"{label(p['backbone'], BACKBONE_LABELS)}: {name}")
     ax.axhline(25.0, color="grey", linestyle=":", linewidth=1, label="chance (25 %)")
-    _not_shown(ax, skipped)
+    not_shown(ax, skipped)
     ax.set_xlabel(f"{metric(metric_name).label} on {label(dataset, DATASET_LABELS)} (%)")
     ax.set_ylabel("GridPG (%)")
     ax.legend(fontsize=6)
     ax.grid(alpha=0.3)
-    _save(fig, out_png)
+    save_figure(fig, out_png)
     return points
 
 

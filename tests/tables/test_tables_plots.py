@@ -35,8 +35,8 @@ def test_data_efficiency_plot(tmp_path, monkeypatch):
     assert data["demo_vit"]["bcosification"] == lp[("demo_vit", "bcosification", "shapes")]
     # values a few points apart still get a 10-point y range: no trend drawn from one test image
     from aloe.tables import plots
-    seen, real_save = {}, plots._save
-    monkeypatch.setattr(plots, "_save", lambda fig, out: (seen.setdefault("ylim", fig.axes[0].get_ylim()),
+    seen, real_save = {}, plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out: (seen.setdefault("ylim", fig.axes[0].get_ylim()),
                                                           real_save(fig, out)))
     from aloe.records import make_record
     flat = tmp_path / "flat.json"
@@ -70,3 +70,32 @@ def test_gridpg_vs_accuracy_plot(tmp_path):
     write_records(tmp_path / "no_lp.json", no_lp)
     with pytest.raises(MissingRecordError, match="backbone='demo_siglip'.*metric='lp_top1'"):
         plot_gridpg_vs_accuracy([tmp_path / "no_lp.json"], tmp_path / "x.png")
+
+
+def test_deletion_curves_plot(tmp_path):
+    from aloe.records import make_record, make_unavailable_record, MetricUnavailable
+    from aloe.tables.deletion_plot import plot_deletion_curves
+
+    fractions = [0.0, 0.4, 0.8]
+    recs = []
+    for b in ("demo_vit", "demo_dinov3"):
+        for variant, method, curve in (("teacher", "ig", [0.9, 0.6, 0.3]), ("aloe", "bcos", [0.9, 0.3, 0.1]),
+                                       ("teacher", "legrad", [0.9, 0.7, 0.5])):
+            area = sum((curve[i] + curve[i + 1]) / 2 * 0.4 for i in range(2))
+            recs.append(make_record("deletion_area", area, backbone=b, variant=variant, dataset="shapes",
+                                    params={"method": method, "fractions": fractions, "curve": curve}))
+    recs.append(make_unavailable_record("deletion_area", MetricUnavailable("no confident image", {}),
+                                        backbone="demo_vit", variant="teacher", dataset="shapes",
+                                        params={"method": "lime"}))
+    write_records(tmp_path / "del.json", recs)
+    data = plot_deletion_curves([tmp_path / "del.json"], tmp_path / "figB3.png")
+    _check_png(tmp_path / "figB3.png")
+    assert list(data) == ["demo_vit", "demo_dinov3"]  # the paper's backbone order
+    vit = data["demo_vit"]
+    # ALOE first, then the teacher's methods in the paper's method order (ig, legrad, lime)
+    assert [(c["variant"], c["method"]) for c in vit] == [("aloe", "bcos"), ("teacher", "ig"), ("teacher", "legrad"),
+                                                          ("teacher", "lime")]
+    assert vit[0]["curve"] == [0.9, 0.3, 0.1] and vit[0]["area"] == pytest.approx(0.32)
+    assert vit[3]["status"] == "unavailable" and "no confident image" in vit[3]["reason"]
+    with pytest.raises(MissingRecordError, match="demo_siglip"):
+        plot_deletion_curves([tmp_path / "del.json"], tmp_path / "x.png", backbones=["demo_siglip"])

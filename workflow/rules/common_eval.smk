@@ -87,6 +87,10 @@ def fig1_records():
     return table_plans.fig1_records(STUDY)
 
 
+def figB3_records():
+    return table_plans.figB3_records(STUDY)
+
+
 # ---- used by tables.smk (data quality) ----
 def data_quality_records():
     return table_plans.data_quality_records(STUDY)

@@ -72,6 +72,28 @@ rule plot_gridpg_vs_accuracy:
         STAGE
 
 
+rule plot_deletion_curves:
+    input:
+        record_paths=figB3_records(),
+    output:
+        out_png=report(
+            "results/plots/figB3_deletion.png",
+            caption="../report/figB3.rst",
+            category="Plots",
+        ),
+    log:
+        "results/logs/tables/figB3.log",
+    benchmark:
+        "results/benchmarks/tables/figB3.tsv"
+    conda:
+        "../../envs/tables.yaml"
+    params:
+        fn="aloe.tables.stages:run_plot_deletion_curves",
+        kwargs=dict(backbones=STUDY["tables"]["main"]),
+    script:
+        STAGE
+
+
 rule table_html:
     input:
         in_csv="results/tables/{table}.csv",
