@@ -22,7 +22,7 @@ from aloe.io import read_json
 from aloe.models import bcosify, load_teacher
 from aloe.models.backbones import checkpoint_checksum, load_backbone
 from aloe.records import PANELS_FORMAT
-from aloe.tables.explanations import CELL_INCHES, DPI, HEADER_INCHES, explanation_grid, over_black
+from aloe.tables.explanations import CELL_INCHES, DPI, FOOTER_INCHES, HEADER_INCHES, explanation_grid, over_black
 from aloe.tensorfile import tensors_checksum
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
@@ -128,14 +128,17 @@ def test_grid_drawn_from_the_panels(study, panels):
         assert im.format == "PNG"
         pixels = np.asarray(im.convert("RGB"))
     rows, cols = len(backbones) * 3, 2 + len(METHODS)
-    expected = [round(cols * CELL_INCHES * DPI), round((rows * CELL_INCHES + HEADER_INCHES) * DPI)]
+    expected = [round(cols * CELL_INCHES * DPI), round((rows * CELL_INCHES + HEADER_INCHES + FOOTER_INCHES) * DPI)]
     assert res["size_px"] == expected == [pixels.shape[1], pixels.shape[0]]
     assert pixels.std() > 10  # a drawn figure, not a blank canvas
     assert not list(png.parent.glob("*.tmp*"))
     assert res["columns"] == ["input", "bcos", "ig", "lime", "chefercam"]
     assert res["keys"] == rec["keys"] and res["labels"] == rec["labels"]
-    assert res["backbones"] == {r["name"]: {"student_pred": r["student_pred"], "teacher_pred": r["teacher_pred"]}
-                                for r in rec["backbones"]}
+    assert {n: {k: b[k] for k in ("student_pred", "teacher_pred")} for n, b in res["backbones"].items()} == {
+        r["name"]: {"student_pred": r["student_pred"], "teacher_pred": r["teacher_pred"]} for r in rec["backbones"]}
+    for r in rec["backbones"]:  # flagged: exactly the predictions that are not the true class
+        assert res["backbones"][r["name"]]["mispredicted"]["student"] == [
+            i for i, (p, t) in enumerate(zip(r["student_pred"], rec["labels"])) if p != t]
 
 
 def test_pick_images_deterministic_and_order_free(study):

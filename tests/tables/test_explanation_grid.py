@@ -14,7 +14,9 @@ from safetensors.numpy import save_file
 
 from aloe.io import write_json
 from aloe.records import PANELS_FORMAT
-from aloe.tables.explanations import CELL_INCHES, DPI, HEADER_INCHES, explanation_grid, over_black, read_panels
+from aloe.tables.explanations import (
+    CELL_INCHES, DPI, FOOTER_INCHES, HEADER_INCHES, explanation_grid, over_black, read_panels,
+)
 
 METHODS = ["ig", "chefercam"]
 N, S = 2, 24
@@ -50,17 +52,22 @@ def test_grid_png_from_panels(tmp_path):
         assert im.format == "PNG"
         pixels = np.asarray(im.convert("RGB"))
     rows, cols = 2 * N, 2 + len(METHODS)
-    expected = [round(cols * CELL_INCHES * DPI), round((rows * CELL_INCHES + HEADER_INCHES) * DPI)]
+    expected = [round(cols * CELL_INCHES * DPI), round((rows * CELL_INCHES + HEADER_INCHES + FOOTER_INCHES) * DPI)]
     assert res["size_px"] == expected == [pixels.shape[1], pixels.shape[0]]
     assert pixels.std() > 10  # a drawn figure, not a blank canvas
     assert not list(out.parent.glob("*.tmp*"))  # atomic write left nothing behind
     assert res["columns"] == ["input", "bcos", "ig", "chefercam"]
     assert res["keys"] == ["k7", "k3"] and res["labels"] == [0, 2]
-    assert res["backbones"] == {"demo_vit": {"student_pred": [0, 1], "teacher_pred": [2, 0]},
-                                "demo_siglip": {"student_pred": [1, 1], "teacher_pred": [2, 1]}}
+    # labels [0, 2]: a prediction other than the true class is flagged
+    assert res["backbones"] == {
+        "demo_vit": {"student_pred": [0, 1], "teacher_pred": [2, 0],
+                     "mispredicted": {"student": [1], "teacher": [0, 1]}},
+        "demo_siglip": {"student_pred": [1, 1], "teacher_pred": [2, 1],
+                        "mispredicted": {"student": [0, 1], "teacher": [0, 1]}}}
+    assert res["colour_scales"] == {"ig": "signed", "chefercam": "signed"}  # the test maps are in [-1, 1]
     # the n/a cell (SigLIP has no CheferCAM map) is drawn without an image: a blank cell of the last column
-    cell = round(CELL_INCHES * DPI)
-    siglip_cam = pixels[-cell + 30 : -10, -cell + 10 : -10]
+    cell, foot = round(CELL_INCHES * DPI), round(FOOTER_INCHES * DPI)
+    siglip_cam = pixels[-cell - foot + 30 : -foot - 10, -cell + 10 : -10]
     vit_cam = pixels[round(HEADER_INCHES * DPI) + 30 : round(HEADER_INCHES * DPI) + cell - 10, -cell + 10 : -10]
     assert vit_cam.std() > 2 * siglip_cam.std() and siglip_cam.mean() > 250 > vit_cam.mean()  # white but the text
 
@@ -91,3 +98,11 @@ def test_renderer_loads_no_torch():
     code = "import sys, aloe.tables, aloe.tables.explanations, aloe.tables.html; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_non_negative_maps_get_a_one_sided_scale(tmp_path):
+    record, arrays = build_panels(tmp_path)
+    arrays = {k: (np.abs(v) if k.endswith("/chefercam") else v) for k, v in arrays.items()}
+    save_file(arrays, str(tmp_path / "panels.safetensors"))
+    res = explanation_grid(tmp_path / "g.png", record=tmp_path / "panels.json", panels=tmp_path / "panels.safetensors")
+    assert res["colour_scales"] == {"ig": "signed", "chefercam": "one-sided"}
