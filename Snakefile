@@ -47,5 +47,6 @@ rule all:
         "results/plots/figB3_deletion.png",
         expand("results/tables/{table}.html", table=TABLES),
         "results/plots/explanations.png",
+        "results/plots/fig1_pca.png",
         "results/tables/data_quality.csv",
         "results/tables/data_quality.html",

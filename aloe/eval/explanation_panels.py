@@ -14,6 +14,9 @@ The artifact is two files, each written atomically, the tensors first:
     ``{name}/bcos``     (N, S, S, 4) RGBA in [0, 1] (``aloe.bcos.explanation_to_rgba``)
     ``{name}/{method}`` (N, S, S) attribution summed over channels, scaled by its 99.5th
                         |percentile|, in [-1, 1]; only the backbone's own methods
+    ``{name}/pca_teacher``, ``{name}/pca_aloe`` (N, h, w, 3) in [0, 1]: the first three
+                        principal components of the final patch features as RGB (Fig. 1's PCA
+                        view; ``pca_rgb``), teacher and ALOE student each their own PCA
 
 ``out`` (JSON): what the figure names and where it comes from: ``keys``, ``labels``,
 ``class_names``, ``methods``, per backbone its ``image_size``, ``methods``, ``student_pred`` and
@@ -101,6 +104,29 @@ def heat_map(attribution: torch.Tensor) -> np.ndarray:
     return (a / (scale + 1e-12)).clamp(-1, 1).float().numpy()
 
 
+@torch.no_grad()
+def pca_rgb(backbone: Any, images: torch.Tensor) -> np.ndarray:
+    """(N, h, w, 3) in [0, 1]: the final patch tokens (``last_hidden_state`` without the prefix
+    tokens) of all N images projected on their first three principal components (one PCA over the
+    N x h x w tokens, by SVD), each component's sign chosen so its largest projection is positive,
+    scaled from its 1st to its 99th percentile."""
+    out = backbone(images)
+    tokens = out.last_hidden_state[:, int(backbone.num_prefix_tokens):].double().cpu()
+    n, p, d = tokens.shape
+    h = images.shape[-2] // int(backbone.patch_size)
+    w = p // h
+    if h * w != p:
+        raise ValueError(f"cannot lay {p} patch tokens on a grid of {h} rows")
+    flat = tokens.reshape(n * p, d)
+    flat = flat - flat.mean(0)
+    _, _, v = torch.linalg.svd(flat, full_matrices=False)
+    proj = flat @ v[:3].T
+    proj = proj * torch.sign(proj.gather(0, proj.abs().argmax(0, keepdim=True)))
+    lo, hi = torch.quantile(proj, 0.01, dim=0), torch.quantile(proj, 0.99, dim=0)
+    rgb = ((proj - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
+    return rgb.reshape(n, h, w, 3).float().numpy()
+
+
 def _check_arguments(backbones: Sequence[Mapping[str, Any]], methods: Sequence[str], num_images: int) -> None:
     if not backbones:
         raise ValueError("explanation panels need at least one backbone")
@@ -142,6 +168,7 @@ def explain_backbone(teacher: ProbedClassifier, student: ProbedClassifier, image
     return {
         "student_pred": s_pred.tolist(), "teacher_pred": t_pred.tolist(),
         "bcos": np.stack([bcos_rgba(wi, ci) for wi, ci in zip(e.weights, e.image)]), "maps": maps,
+        "pca": {"teacher": pca_rgb(teacher.backbone, images), "aloe": pca_rgb(student.backbone, images)},
     }
 
 
@@ -194,6 +221,7 @@ def run_explanation_panels(
         tensors[f"{name}/input"] = inputs[size].float().clone()  # its own copy: safetensors refuses shared memory
         tensors[f"{name}/bcos"] = torch.from_numpy(np.ascontiguousarray(r["bcos"]))
         tensors.update({f"{name}/{m}": torch.from_numpy(np.ascontiguousarray(r["maps"][m])) for m in own})
+        tensors.update({f"{name}/pca_{v}": torch.from_numpy(np.ascontiguousarray(a)) for v, a in r["pca"].items()})
         rows.append({
             "name": name, "label": entry.get("label"), "image_size": size, "methods": own,
             "student_pred": r["student_pred"], "teacher_pred": r["teacher_pred"],

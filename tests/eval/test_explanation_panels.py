@@ -94,7 +94,11 @@ def test_panels_artifact(study, panels):
         assert row["name"] == name and row["methods"] == own and row["image_size"] == 32
         assert row["teacher_checksum"] == checkpoint_checksum(entry["teacher_path"])
         assert row["student_checksum"] == checkpoint_checksum(entry["student_path"])
-        expected_names |= {f"{name}/input", f"{name}/bcos", *(f"{name}/{m}" for m in own)}
+        expected_names |= {f"{name}/input", f"{name}/bcos", *(f"{name}/{m}" for m in own), f"{name}/pca_teacher",
+                           f"{name}/pca_aloe"}
+        for v in ("teacher", "aloe"):  # 32 px images of 8 px patches (the demo teachers): a 4 x 4 grid
+            pca = arrays[f"{name}/pca_{v}"]
+            assert pca.shape == (3, 4, 4, 3) and 0 <= pca.min() and pca.max() <= 1 and pca.std() > 0.05
         # the images the predictions were made on
         assert torch.equal(arrays[f"{name}/input"], images) and arrays[f"{name}/input"].shape == (3, 3, 32, 32)
         bcos = arrays[f"{name}/bcos"]
@@ -201,3 +205,26 @@ def test_panel_maps():
     # signs are kept: the channel sum's sign at each pixel
     s = a.sum(0).numpy()
     assert (np.sign(h) == np.sign(s))[np.abs(s) > 1e-6].all()
+
+
+def test_pca_view_puts_the_main_direction_of_variation_in_red():
+    from types import SimpleNamespace
+
+    from aloe.eval.explanation_panels import pca_rgb
+
+    g = torch.Generator().manual_seed(0)
+    strength = torch.rand(2, 16, generator=g)  # 2 images of 4 x 4 patches
+    direction = torch.nn.functional.normalize(torch.randn(8, generator=g), dim=0)
+
+    class Fake:
+        num_prefix_tokens, patch_size = 1, 4
+
+        def __call__(self, images):
+            tokens = strength[..., None] * 5 * direction + 0.01 * torch.randn(2, 16, 8, generator=g)
+            return SimpleNamespace(last_hidden_state=torch.cat([torch.zeros(2, 1, 8), tokens], dim=1))
+
+    rgb = pca_rgb(Fake(), torch.zeros(2, 3, 16, 16))
+    assert rgb.shape == (2, 4, 4, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    red = torch.from_numpy(rgb[..., 0]).flatten()
+    order = torch.argsort(strength.flatten())
+    assert (red[order].diff() >= -0.02).all()  # red follows the strength along that direction (sign fixed)

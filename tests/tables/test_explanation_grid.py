@@ -106,3 +106,23 @@ def test_non_negative_maps_get_a_one_sided_scale(tmp_path):
     save_file(arrays, str(tmp_path / "panels.safetensors"))
     res = explanation_grid(tmp_path / "g.png", record=tmp_path / "panels.json", panels=tmp_path / "panels.safetensors")
     assert res["colour_scales"] == {"ig": "signed", "chefercam": "one-sided"}
+
+
+def test_pca_view_from_panels(tmp_path):
+    from aloe.tables.pca_plot import pca_figure
+
+    record, arrays = build_panels(tmp_path)
+    with pytest.raises(ValueError, match="rerun rule explanation_panels"):  # panels made before the PCA view
+        pca_figure(tmp_path / "pca.png", record=tmp_path / "panels.json", panels=tmp_path / "panels.safetensors")
+    rng = np.random.default_rng(1)
+    for e in record["backbones"]:
+        for v in ("teacher", "aloe"):
+            arrays[f"{e['name']}/pca_{v}"] = rng.random((N, 3, 3, 3), dtype=np.float32)
+    record["tensors"] = {k: list(v.shape) for k, v in arrays.items()}
+    write_json(tmp_path / "panels.json", record)
+    save_file(arrays, str(tmp_path / "panels.safetensors"))
+    res = pca_figure(tmp_path / "pca.png", record=tmp_path / "panels.json", panels=tmp_path / "panels.safetensors")
+    with Image.open(tmp_path / "pca.png") as im:
+        assert im.format == "PNG" and im.size[0] > 300
+    assert res["images"] == N and res["rows"] == [(b, w) for b in ("demo_vit", "demo_siglip")
+                                                  for w in ("input", "teacher PCA", "ALOE PCA")]

@@ -143,6 +143,29 @@ rule explanation_grid:
         STAGE
 
 
+rule pca_view:
+    input:
+        record=PANELS_RECORD,
+        panels=PANELS_TENSORS,
+    output:
+        out_png=report(
+            "results/plots/fig1_pca.png",
+            caption=f"{REPORT}/fig1_pca.rst",
+            category="Explanations",
+        ),
+    log:
+        "results/logs/tables/fig1_pca.log",
+    benchmark:
+        "results/benchmarks/tables/fig1_pca.tsv"
+    conda:
+        "../../envs/tables.yaml"
+    params:
+        fn="aloe.tables.stages:run_pca_view",
+        kwargs={},
+    script:
+        STAGE
+
+
 rule data_quality:
     input:
         **data_quality_records(),
