@@ -49,7 +49,8 @@ def test_tiny_dag_builds_every_table(tiny_run):
     for name in ("table2", "table3a", "table3b", "table4", "tableB1", "tableB2", "tableB3", "tableB4", "tableB5",
                  "tableB6", "tableB8"):
         assert (tables / f"{name}.csv").is_file() and (tables / f"{name}.tex").is_file(), name
-    for plot in ("fig9_data_efficiency.png", "fig1_gridpg_vs_accuracy.png"):
+    for plot in ("fig9_data_efficiency.png", "fig1_gridpg_vs_accuracy.png", "figB3_deletion.png", "fig1_pca.png",
+                 "explanations.png"):
         assert (tiny_run / "results" / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     t2 = pd.read_csv(tables / "table2.csv")
     t2 = t2[t2["source"] == "measured"]
@@ -102,7 +103,8 @@ def test_lp_edit_reruns_only_lp_and_its_consumers(tiny_run):
     # consumers: the tables, plots and report pages that show LP; GridPG, deletion and the explanation
     # grid's panels (they use the LP head), and the grid drawn from them
     assert set(counts) <= {"table", "table_html", "plot_data_efficiency", "plot_gridpg_vs_accuracy", "gridpg",
-                           "deletion", "explanation_panels", "explanation_grid", "all"}
+                           "deletion", "plot_deletion_curves", "explanation_panels", "explanation_grid", "pca_view",
+                           "all"}
     assert "features" not in counts and "align_run" not in counts and "knn" not in counts
 
 
@@ -110,7 +112,8 @@ def test_report_holds_tables_plots_and_explanations(tiny_run):
     snakemake(tiny_run, "--report", str(tiny_run / "report.html"))
     html = (tiny_run / "report.html").read_text(errors="replace")
     assert len(html) > 100_000
-    for name in ("table2.html", "tableB6.html", "fig9_data_efficiency.png", "explanations.png"):
+    for name in ("table2.html", "tableB6.html", "fig9_data_efficiency.png", "explanations.png", "figB3_deletion.png",
+                 "fig1_pca.png"):
         assert name in html, name
 
 
