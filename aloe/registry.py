@@ -75,7 +75,7 @@ TABLE_NAMES = ("table2", "table3a", "table3b", "table4", "tableB1", "tableB2", "
                "tableB6", "tableB8")
 
 # Attribution methods of GridPG / deletion; bcos is the students' own W(x)x.
-ATTRIBUTION_METHODS = ("attnlrp", "ig", "legrad", "chefercam", "lime", "bcos")
+ATTRIBUTION_METHODS = ("cp_lrp", "attnlrp", "ig", "legrad", "chefercam", "lime", "bcos")
 
 
 class UnknownNameError(ValueError):

@@ -26,7 +26,9 @@ VARIANT_LABELS = {TEACHER: "Teacher", BCOSIFICATION: "B-cosif.", ALOE: "ALOE"}
 
 # Attribution methods of GridPG records (params["method"]); B-cos W(x)x is the students' own.
 METHOD_ORDER = ATTRIBUTION_METHODS
-METHOD_LABELS = {"attnlrp": "LRP", "ig": "IG", "legrad": "LeG", "chefercam": "Chf", "lime": "LIME", "bcos": "B-cos"}
+# cp_lrp fills the paper's "LRP" column: the authors ran "AttnLRP" on HF teachers as CP-LRP.
+METHOD_LABELS = {"cp_lrp": "LRP", "attnlrp": "AttnLRP", "ig": "IG", "legrad": "LeG", "chefercam": "Chf", "lime": "LIME",
+                 "bcos": "B-cos"}
 
 # Ablation settings in the paper's column order (Table 4, Table B8); others follow, sorted.
 SETTING_ORDER = {

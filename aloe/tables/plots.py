@@ -166,7 +166,7 @@ def plot_gridpg_vs_accuracy(
                 key = next(k for k in grid if (k.backbone, k.variant, k.method) == (b, v, m))
                 points.append(_point(b, v, m, acc, index.get(key), metric_name))
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    markers = dict(zip(METHOD_ORDER, "sov^D*"))  # bcos (ALOE) is the star
+    markers = dict(zip(METHOD_ORDER, "Psov^D*"))  # bcos (ALOE, last) is the star
     colours = {b: f"C{i}" for i, b in enumerate(backbones)}
     skipped = []
     for p in points:

@@ -140,7 +140,7 @@ _DATASETS = ("imagenet1k", "caltech101", "flowers102", "food101", "fgvc_aircraft
 _DATASET_HEADER = ("IN1k", "Cal101", "Flowers", "Food", "Aircr", "DTD", "Cars", "SUN", "C10", "C100", "Avg.")
 _GRID = dict(header=_DATASET_HEADER, columns=_DATASETS, column_key=lambda e: e["dataset"])
 _B6_COLUMNS = (("teacher", "lp_top1"), ("aloe", "lp_top1"), ("teacher", "knn_top1"), ("aloe", "knn_top1"),
-               ("teacher", "gridpg/attnlrp"), ("teacher", "gridpg/ig"), ("teacher", "gridpg/legrad"),
+               ("teacher", "gridpg/cp_lrp"), ("teacher", "gridpg/ig"), ("teacher", "gridpg/legrad"),
                ("teacher", "gridpg/chefercam"), ("aloe", "gridpg/bcos"), None)
 
 PAPER_TABLES = {

@@ -81,7 +81,7 @@ def test_every_stage_family_ran(rehearsal):
     assert (metrics / "zero_shot/siglip2_b16/aloe/imagenet1k/openclip_imagenet.json").is_file()
     assert {p.stem for p in (metrics / "dense/dinov3_b16/aloe").glob("*.json")} == {"depth", "normals"}
     methods = {p.stem for p in (metrics / "gridpg").rglob("*.json")}
-    assert methods == {"bcos", "ig", "lime", "legrad", "chefercam"}
+    assert methods == {"bcos", "cp_lrp", "attnlrp", "ig", "lime", "legrad", "chefercam"}
     assert (metrics / "deletion/dinov3_b16/aloe/bcos.json").is_file()
     for table in ("tableB6", "table3b", "tableB4", "tableB5", "tableB8"):
         assert (workdir / f"results/tables/{table}.tex").read_text().count(r"\bottomrule") == 1, table

@@ -126,9 +126,9 @@ def test_paper_table_plans_list_every_record():
     sizes = {t: len(tp.table_plan(PAPER, t)[0]) for t in TABLE_NAMES}
     # Table 2 / 3a: 3 main teachers x (teacher, B-cosification, ALOE) x 10 datasets; B1 / B2: 8 teachers,
     # 8 students, 3 baselines; Table 4: 5 depth settings x 10 datasets; B6: LP and k-NN of teacher and
-    # student on IN1k and GridPG (4 post-hoc methods, 3 on SigLIP, + bcos)
+    # student on IN1k and GridPG (6 post-hoc methods, 5 on SigLIP, + bcos)
     assert sizes == {"table2": 90, "table3a": 90, "table3b": 3, "table4": 50, "tableB1": 190, "tableB2": 190,
-                     "tableB3": 9, "tableB4": 3, "tableB5": 3, "tableB6": 6 + 6 + 5 + 4 + 5, "tableB8": 12}
+                     "tableB3": 9, "tableB4": 3, "tableB5": 3, "tableB6": 6 + 6 + 7 + 6 + 7, "tableB8": 12}
     files, kwargs = tp.table_plan(PAPER, "table2")
     assert kwargs == {"backbones": ["vit_b16_sup", "siglip2_b16", "dinov3_b16"],
                       "datasets": PAPER["evaluation"]["classification"]}
@@ -148,15 +148,15 @@ def test_paper_table_plans_list_every_record():
 
 
 def test_gridpg_has_no_cls_method_on_siglip():
-    assert tp.explain_methods(PAPER) == ["ig", "lime", "legrad", "chefercam"]
-    assert tp.teacher_methods(PAPER, "siglip2_b16") == ["ig", "lime", "legrad"]
+    post_hoc = ["cp_lrp", "attnlrp", "ig", "lime", "legrad", "chefercam"]
+    assert tp.explain_methods(PAPER) == post_hoc
+    assert tp.teacher_methods(PAPER, "siglip2_b16") == post_hoc[:-1]
     assert tp.gridpg_files(PAPER, ["siglip2_b16"]) == [
-        "results/metrics/gridpg/siglip2_b16/teacher/ig.json", "results/metrics/gridpg/siglip2_b16/teacher/lime.json",
-        "results/metrics/gridpg/siglip2_b16/teacher/legrad.json", "results/metrics/gridpg/siglip2_b16/aloe/bcos.json"]
+        f"results/metrics/gridpg/siglip2_b16/teacher/{m}.json" for m in post_hoc[:-1]] + [
+        "results/metrics/gridpg/siglip2_b16/aloe/bcos.json"]
     rows = tp.explanation_backbones(PAPER, "imagenet1k")
-    assert [(r["name"], r["methods"]) for r in rows] == [("vit_b16_sup", ["ig", "lime", "legrad", "chefercam"]),
-                                                          ("siglip2_b16", ["ig", "lime", "legrad"]),
-                                                          ("dinov3_b16", ["ig", "lime", "legrad", "chefercam"])]
+    assert [(r["name"], r["methods"]) for r in rows] == [("vit_b16_sup", post_hoc), ("siglip2_b16", post_hoc[:-1]),
+                                                          ("dinov3_b16", post_hoc)]
     assert rows[0]["student_head"] == "results/metrics/linear_probe/vit_b16_sup/aloe/imagenet1k.head.safetensors"
     inputs = tp.explanation_inputs(PAPER, "imagenet1k")
     assert len(inputs) == 1 + 3 * 4 and inputs[:3] == ["results/eval_data/imagenet1k/meta.json",
@@ -172,7 +172,7 @@ def test_figure_records():
         "results/metrics/linear_probe/siglip2_b16/teacher/imagenet1k.json",
         "results/metrics/linear_probe/siglip2_b16/bcosification/imagenet1k.json"]
     fig1 = tp.fig1_records(PAPER)
-    assert len(fig1) == 3 * 2 + 14 and fig1[0] == "results/metrics/linear_probe/vit_b16_sup/teacher/imagenet1k.json"
+    assert len(fig1) == 3 * 2 + 20 and fig1[0] == "results/metrics/linear_probe/vit_b16_sup/teacher/imagenet1k.json"
     assert tp.fig9_records(TINY) == ["results/metrics/linear_probe/demo_siglip/aloe_data-0.5/shapes.json",
                                      "results/metrics/linear_probe/demo_siglip/aloe_data-1/shapes.json",
                                      "results/metrics/linear_probe/demo_siglip/teacher/shapes.json",

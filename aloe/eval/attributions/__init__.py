@@ -3,15 +3,17 @@
 ``bcos``: the B-cos student's own W(x)·x (foundation ``explain``); ``captum_methods``:
 Integrated Gradients and LIME on any callable classifier; ``chefercam``: gradient-weighted
 attention rollout; ``legrad``: layer-wise gradients w.r.t. attention maps. The post-hoc methods
-(ig, lime, chefercam, legrad) run on teachers and on B-cos students alike.
+(ig, lime, chefercam, legrad) run on teachers and on B-cos students alike. ``lrp``: CP-LRP (the ALOE
+authors' "AttnLRP" on HF teachers) and full AttnLRP, for the HF teachers only (rules: ``lrp_rules``).
 """
 
 from aloe.eval.attributions.bcos import bcos_attribution
 from aloe.eval.attributions.captum_methods import integrated_gradients, lime
 from aloe.eval.attributions.chefercam import chefercam
 from aloe.eval.attributions.legrad import legrad
+from aloe.eval.attributions.lrp import attnlrp, cp_lrp
 
-__all__ = ["bcos_attribution", "chefercam", "integrated_gradients", "legrad", "lime"]
+__all__ = ["attnlrp", "bcos_attribution", "chefercam", "cp_lrp", "integrated_gradients", "legrad", "lime"]
 
 
 def make_attribution_fn(method: str, classifier, **options):
@@ -19,7 +21,8 @@ def make_attribution_fn(method: str, classifier, **options):
 
     ``bcos`` needs a B-cos student backbone; ``chefercam`` a backbone with a [CLS] token (not
     SigLIP); ``legrad`` takes layerwise; ``ig`` takes n_steps / internal_batch_size;
-    ``lime`` takes block / n_samples / seed.
+    ``lime`` takes block / n_samples / seed; ``cp_lrp`` and ``attnlrp`` (HF teachers only) take
+    epsilon / batch_size.
     """
     if method == "bcos":
         return lambda images, classes: bcos_attribution(classifier.backbone, classifier.weight, images, classes)
@@ -27,6 +30,10 @@ def make_attribution_fn(method: str, classifier, **options):
         return lambda images, classes: chefercam(classifier.backbone, classifier.weight, images, classes)
     if method == "legrad":
         return lambda images, classes: legrad(classifier.backbone, classifier.weight, images, classes, **options)
+    if method == "cp_lrp":
+        return lambda images, classes: cp_lrp(classifier.backbone, classifier.weight, images, classes, **options)
+    if method == "attnlrp":
+        return lambda images, classes: attnlrp(classifier.backbone, classifier.weight, images, classes, **options)
     if method == "ig":
         return lambda images, classes: integrated_gradients(classifier, images, classes, **options)
     if method == "lime":
@@ -34,5 +41,5 @@ def make_attribution_fn(method: str, classifier, **options):
     raise ValueError(f"unknown attribution method {method!r}; available: {METHODS}")
 
 
-METHODS = ("bcos", "chefercam", "ig", "legrad", "lime")
+METHODS = ("attnlrp", "bcos", "chefercam", "cp_lrp", "ig", "legrad", "lime")
 __all__ += ["METHODS", "make_attribution_fn"]
