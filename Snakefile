@@ -48,5 +48,6 @@ rule all:
         expand("results/tables/{table}.html", table=TABLES),
         "results/plots/explanations.png",
         "results/plots/fig1_pca.png",
+        "results/plots/zero_shot_explanations.png",
         "results/tables/data_quality.csv",
         "results/tables/data_quality.html",

@@ -17,6 +17,10 @@ The artifact is two files, each written atomically, the tensors first:
     ``{name}/pca_teacher``, ``{name}/pca_aloe`` (N, h, w, 3) in [0, 1]: the first three
                         principal components of the final patch features as RGB (Fig. 1's PCA
                         view; ``pca_rgb``), teacher and ALOE student each their own PCA
+    ``{name}/zeroshot`` (N, P, S, S, 4) RGBA, SigLIP backbones with a text tower only: the ALOE
+                        student's W(x)x of its image embedding's dot product with the teacher's
+                        text embedding of each prompt "a photo of a {class}." (P = the panel
+                        images' classes, in order; the record's ``zero_shot_prompts``)
 
 ``out`` (JSON): what the figure names and where it comes from: ``keys``, ``labels``,
 ``class_names``, ``methods``, per backbone its ``image_size``, ``methods``, ``student_pred`` and
@@ -44,6 +48,7 @@ from aloe.records import PANELS_FORMAT, code_version
 from aloe.tensorfile import save_tensors, tensors_checksum
 
 BACKBONE_KEYS = ("name", "teacher_path", "teacher_head", "student_path", "student_head")
+ZERO_SHOT_TEMPLATE = "a photo of a {}."  # the paper's single zero-shot prompt
 
 
 def _sample_rank(seed: int, key: str) -> str:
@@ -125,6 +130,33 @@ def pca_rgb(backbone: Any, images: torch.Tensor) -> np.ndarray:
     lo, hi = torch.quantile(proj, 0.01, dim=0), torch.quantile(proj, 0.99, dim=0)
     rgb = ((proj - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
     return rgb.reshape(n, h, w, 3).float().numpy()
+
+
+def zero_shot_prompts(class_names: Sequence[str] | None, classes: Sequence[int]) -> list[str]:
+    return [ZERO_SHOT_TEMPLATE.format(class_names[c]) for c in classes] if class_names else []
+
+
+def zero_shot_panels(teacher: Any, student: Any, images: torch.Tensor, class_names: Sequence[str] | None,
+                     classes: Sequence[int]) -> np.ndarray | None:
+    """(N, P, S, S, 4) B-cos images of the student's similarity to each class prompt, or None when
+    the teacher has no text tower (not SigLIP, or a vision-only checkpoint) or there are no class
+    names. The target is the dot product of the student's image embedding with the prompt's
+    normalised text embedding: linear in the embedding, so W(x)x explains it exactly (the logit
+    scale and bias SigLIP adds are constants)."""
+    from aloe.eval.zeroshot import build_siglip_classifier
+
+    if (getattr(teacher, "family", "") != "siglip" or getattr(teacher, "tokenizer", None) is None
+            or not hasattr(teacher.hf_model, "get_text_features") or not class_names):
+        return None
+    names = [class_names[c] for c in classes]
+    text, _, _ = build_siglip_classifier(teacher.hf_model, teacher.tokenizer, names,
+                                         [ZERO_SHOT_TEMPLATE], device=images.device)
+    out = []
+    for j in range(len(names)):
+        t = text[:, j].to(images.device)
+        e = explain(student, images, lambda o: (o.pooler_output.float() * t).sum(1))
+        out.append(np.stack([bcos_rgba(wi, ci) for wi, ci in zip(e.weights, e.image)]))
+    return np.stack(out, axis=1)
 
 
 def _check_arguments(backbones: Sequence[Mapping[str, Any]], methods: Sequence[str], num_images: int) -> None:
@@ -222,9 +254,13 @@ def run_explanation_panels(
         tensors[f"{name}/bcos"] = torch.from_numpy(np.ascontiguousarray(r["bcos"]))
         tensors.update({f"{name}/{m}": torch.from_numpy(np.ascontiguousarray(r["maps"][m])) for m in own})
         tensors.update({f"{name}/pca_{v}": torch.from_numpy(np.ascontiguousarray(a)) for v, a in r["pca"].items()})
+        zs = zero_shot_panels(teacher.backbone, student.backbone, inputs[size].to(device), meta.class_names,
+                              [int(c) for c in labels])
+        if zs is not None:
+            tensors[f"{name}/zeroshot"] = torch.from_numpy(np.ascontiguousarray(zs))
         rows.append({
             "name": name, "label": entry.get("label"), "image_size": size, "methods": own,
-            "student_pred": r["student_pred"], "teacher_pred": r["teacher_pred"],
+            "student_pred": r["student_pred"], "teacher_pred": r["teacher_pred"], "zero_shot": zs is not None,
             "teacher_path": str(entry["teacher_path"]), "teacher_head": str(entry["teacher_head"]),
             "teacher_checksum": checkpoint_checksum(entry["teacher_path"]),
             "student_path": str(entry["student_path"]), "student_head": str(entry["student_head"]),
@@ -237,6 +273,7 @@ def run_explanation_panels(
         "format": PANELS_FORMAT, "dataset": dataset, "split": split, "seed": seed, "keys": list(keys),
         "labels": [int(c) for c in labels], "class_names": list(meta.class_names) if meta.class_names else None,
         "methods": list(methods), "method_options": method_options, "backbones": rows,
+        "zero_shot_prompts": zero_shot_prompts(meta.class_names, [int(c) for c in labels]),
         "tensors": {k: list(v.shape) for k, v in sorted(tensors.items())},
         "panels_checksum": tensors_checksum([panels_out]), "code_version": code_version(),
     }

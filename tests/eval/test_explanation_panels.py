@@ -228,3 +228,26 @@ def test_pca_view_puts_the_main_direction_of_variation_in_red():
     red = torch.from_numpy(rgb[..., 0]).flatten()
     order = torch.argsort(strength.flatten())
     assert (red[order].diff() >= -0.02).all()  # red follows the strength along that direction (sign fixed)
+
+
+def test_zero_shot_panels_explain_the_similarity_to_each_prompt(tmp_path):
+    from eval_helpers import save_tiny_teacher
+
+    from aloe.eval.explanation_panels import bcos_rgba, zero_shot_panels, zero_shot_prompts
+    from aloe.eval.zeroshot import build_siglip_classifier
+    from aloe.models import explain
+
+    teacher = load_teacher(str(save_tiny_teacher(tmp_path / "siglip", "siglip", seed=3)))
+    student = bcosify(teacher, b=2, stem="linear")
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    names = ["circle", "square", "star"]
+    maps = zero_shot_panels(teacher, student, images, names, [0, 2])
+    assert maps.shape == (2, 2, 32, 32, 4) and np.isfinite(maps).all()
+    assert zero_shot_prompts(names, [0, 2]) == ["a photo of a circle.", "a photo of a star."]
+    # panel (i, j): W(x)x of image i's embedding . the text embedding of prompt j
+    text, _, _ = build_siglip_classifier(teacher.hf_model, teacher.tokenizer, ["star"], ["a photo of a {}."])
+    e = explain(student, images, lambda o: (o.pooler_output.float() * text[:, 0]).sum(1))
+    np.testing.assert_allclose(maps[1, 1], bcos_rgba(e.weights[1], e.image[1]), atol=1e-5)
+    assert not np.allclose(maps[:, 0], maps[:, 1])  # another prompt, another explanation
+    vit = load_teacher(str(save_tiny_teacher(tmp_path / "vit", "vit")))
+    assert zero_shot_panels(vit, bcosify(vit, b=2, stem="linear"), images, names, [0]) is None  # no text tower

@@ -126,3 +126,22 @@ def test_pca_view_from_panels(tmp_path):
         assert im.format == "PNG" and im.size[0] > 300
     assert res["images"] == N and res["rows"] == [(b, w) for b in ("demo_vit", "demo_siglip")
                                                   for w in ("input", "teacher PCA", "ALOE PCA")]
+
+
+def test_zero_shot_figure_from_panels(tmp_path):
+    from aloe.tables.zeroshot_plot import zero_shot_figure
+
+    record, arrays = build_panels(tmp_path)
+    files = dict(record=tmp_path / "panels.json", panels=tmp_path / "panels.safetensors")
+    res = zero_shot_figure(tmp_path / "none.png", **files)
+    assert res["backbones"] == [] and (tmp_path / "none.png").read_bytes()[:4] == b"\x89PNG"  # says: no SigLIP
+    arrays["demo_siglip/zeroshot"] = np.random.default_rng(2).random((N, 2, 16, 16, 4), dtype=np.float32)
+    record["backbones"][1]["zero_shot"] = True
+    record["zero_shot_prompts"] = ["a photo of a circle.", "a photo of a triangle."]
+    record["tensors"] = {k: list(v.shape) for k, v in arrays.items()}
+    write_json(tmp_path / "panels.json", record)
+    save_file(arrays, str(tmp_path / "panels.safetensors"))
+    res = zero_shot_figure(tmp_path / "zs.png", **files)
+    assert res["backbones"] == ["demo_siglip"] and res["prompts"] == record["zero_shot_prompts"]
+    with Image.open(tmp_path / "zs.png") as im:
+        assert im.size[0] > im.size[1] / 2 > 100

@@ -50,7 +50,7 @@ def test_tiny_dag_builds_every_table(tiny_run):
                  "tableB6", "tableB8"):
         assert (tables / f"{name}.csv").is_file() and (tables / f"{name}.tex").is_file(), name
     for plot in ("fig9_data_efficiency.png", "fig1_gridpg_vs_accuracy.png", "figB3_deletion.png", "fig1_pca.png",
-                 "explanations.png"):
+                 "explanations.png", "zero_shot_explanations.png"):
         assert (tiny_run / "results" / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     t2 = pd.read_csv(tables / "table2.csv")
     t2 = t2[t2["source"] == "measured"]
@@ -104,7 +104,7 @@ def test_lp_edit_reruns_only_lp_and_its_consumers(tiny_run):
     # grid's panels (they use the LP head), and the grid drawn from them
     assert set(counts) <= {"table", "table_html", "plot_data_efficiency", "plot_gridpg_vs_accuracy", "gridpg",
                            "deletion", "plot_deletion_curves", "explanation_panels", "explanation_grid", "pca_view",
-                           "all"}
+                           "zero_shot_explanations", "all"}
     assert "features" not in counts and "align_run" not in counts and "knn" not in counts
 
 

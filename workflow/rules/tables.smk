@@ -166,6 +166,29 @@ rule pca_view:
         STAGE
 
 
+rule zero_shot_explanations:
+    input:
+        record=PANELS_RECORD,
+        panels=PANELS_TENSORS,
+    output:
+        out_png=report(
+            "results/plots/zero_shot_explanations.png",
+            caption=f"{REPORT}/zero_shot_explanations.rst",
+            category="Explanations",
+        ),
+    log:
+        "results/logs/tables/zero_shot_explanations.log",
+    benchmark:
+        "results/benchmarks/tables/zero_shot_explanations.tsv"
+    conda:
+        "../../envs/tables.yaml"
+    params:
+        fn="aloe.tables.stages:run_zero_shot_explanations",
+        kwargs={},
+    script:
+        STAGE
+
+
 rule data_quality:
     input:
         **data_quality_records(),
