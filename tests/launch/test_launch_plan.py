@@ -72,7 +72,7 @@ def test_plan_of_the_paper_study_matches_the_dry_run(tmp_path):
     assert (jobs["download"], jobs["data"]) == (8, 1 + 4 + 3)  # 8 torchvision; img2dataset, 4 subsets, 3 manual
     assert order == [*jobs, "total"]  # the resource blocks in config order, local, then total
     assert {s: int(r["jobs"]) for s, r in rows.items() if s != "total"} == jobs
-    assert int(rows["total"]["jobs"]) == sum(counts.values()) == 883
+    assert int(rows["total"]["jobs"]) == sum(counts.values()) == 912
     assert jobs["align"] == 52 and jobs["features"] == 263 and jobs["probe"] == 465
     res = CONFIG["paper"]["resources"]
     for stage in STAGE_RULES:
@@ -91,7 +91,8 @@ def test_plan_of_the_paper_study_matches_the_dry_run(tmp_path):
         assert float(r["requested_gpu_hours"]) == pytest.approx(block["timeout_min"] / 60 * gpus * allocations), stage
     # 5-min probe jobs (the assumed expected_min) in packs of at most 120 min: 24 per pack
     assert int(rows["probe"]["allocations"]) == -(-465 // 24) == 20
-    assert int(rows["explain"]["allocations"]) == -(-15 // 4) == 4  # 60-min jobs, at most 240 min per pack
+    # 60-min jobs, at most 240 min per pack: 20 GridPG, 20 deletion, the panels
+    assert int(rows["explain"]["allocations"]) == -(-41 // 4) == 11
     assert float(rows["align"]["requested_gpu_hours"]) == 52 * 8 * 48
     assert rows["local"]["submissions"] == "0" and rows["local"]["gpus_per_job"] == "0"
     assert int(rows["total"]["submissions"]) == 8 + 52 + 3 == 63  # was 803 without packing
