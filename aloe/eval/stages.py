@@ -22,7 +22,7 @@ from aloe.eval.explanation_panels import run_explanation_panels as _explanation_
 from aloe.eval.deletion import deletion_curve, deletion_fractions
 from aloe.eval.dense import evaluate_dense_probe
 from aloe.eval.features import cached_features, load_features, pooled_feature, read_provenance
-from aloe.eval.gridpg import evaluate_gridpg
+from aloe.eval.gridpg import CONFIDENCE, PROTOCOLS, confidence_function, evaluate_gridpg
 from aloe.eval.knn import knn_top1
 from aloe.eval.linear_probe import DINOV2_AVGPOOLS, DINOV2_N_LAST_BLOCKS, linear_probe, linear_probe_layouts
 from aloe.eval.probe_aloe_code import probe_head
@@ -316,13 +316,22 @@ def run_gridpg(
     seed: int = 0,
     method_options: dict[str, Any] | None = None,
     gate: Sequence[Mapping[str, str]] = (),
+    protocol: str = "resize",
 ) -> dict[str, Any]:
-    """GridPG of ``method`` on grids resized to the backbone's native image size, drawn from the
-    images that this classifier and every ``gate`` classifier (the other compared models, each
-    ``{"variant", "backbone_path", "backbone_kind", "head_path"}``) classify confidently and
-    correctly: one grid set for all of them (``aloe.eval.gridpg``). When the data cannot give a
-    score (``MetricUnavailable``, e.g. confident images of fewer than 4 classes) the record says
-    so: value null, status "unavailable", the reason and its counts."""
+    """GridPG of ``method`` on grids drawn from the images that this classifier and every ``gate``
+    classifier (the other compared models, each ``{"variant", "backbone_path", "backbone_kind",
+    "head_path"}``) classify confidently and correctly: one grid set for all of them
+    (``aloe.eval.gridpg``). ``protocol`` resize: grids resized to the backbone's native image size,
+    softmax confidence; sliding_window (the ALOE authors'): grids at twice the native size explained
+    in native-size windows of stride half a cell, overlaps averaged, sigmoid confidence for B-cos
+    heads and softmax for linear ones. ``threshold``: the protocol's confidence threshold (config
+    ``evaluation.gridpg.threshold`` or ``sliding_threshold``, ``aloe.study.eval_plan.gridpg_kwargs``). The
+    record's ``params.protocols.gridpg`` names the protocol, ``params.threshold`` the threshold used
+    and ``params.confidence`` each compared variant's confidence function. When the data cannot
+    give a score (``MetricUnavailable``, e.g. confident images of fewer than 4 classes) the record
+    says so: value null, status "unavailable", the reason and its counts."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"gridpg protocol must be one of {PROTOCOLS}, got {protocol!r}")
     model, classifier, attribute = _explained_setup(backbone_path, backbone_kind, head_path, method, method_options)
     gates = [ProbedClassifier(m, *load_head(g["head_path"], g["backbone_path"])).eval()
              for g in gate for m in [load_backbone(g["backbone_path"], g["backbone_kind"])]]
@@ -331,19 +340,21 @@ def run_gridpg(
             raise ValueError(f"gridpg gate {g['variant']} takes {m.backbone.image_size} px images, "
                              f"{backbone}/{variant} {model.image_size} px: the grid set cannot be shared")
     images, labels = _load_images(dataset_dir, split, model.image_size, max_images)
+    confidence = {v: confidence_function(c, CONFIDENCE[protocol])
+                  for v, c in zip([variant, *(g["variant"] for g in gate)], [classifier, *gates])}
     params = {"method": method, "method_options": dict(method_options or {}), "threshold": threshold,
-              "num_grids": num_grids, "seed": seed, "split": split, "num_images": len(images),
-              "gated_by": [g["variant"] for g in gate],
-              "protocols": {"gridpg": "2x2 grid at native size, shared grid set, zero-mass cells score 0"}}
+              "confidence": confidence, "num_grids": num_grids, "seed": seed, "split": split,
+              "num_images": len(images), "gated_by": [g["variant"] for g in gate], "protocols": {"gridpg": protocol}}
     ids = dict(backbone=backbone, variant=variant, dataset=dataset)
     try:
         r = evaluate_gridpg(classifier, attribute, images, labels, threshold=threshold, num_grids=num_grids,
-                            seed=seed, grid_size=model.image_size, gate=gates)
+                            seed=seed, grid_size=model.image_size if protocol == "resize" else None, gate=gates,
+                            protocol=protocol)
     except MetricUnavailable as err:
         _log.warning("gridpg of %s/%s (%s) on %s is unavailable: %s", backbone, variant, method, dataset, err.reason)
         return write_records(out, [make_unavailable_record("gridpg", err, **ids, params=params)])[0]
     params.update(num_grids=r.num_grids, cells_scored=r.count, cells_zero_mass=r.zero_mass, grid_set=r.grid_set,
-                  grid_candidates=r.candidates)
+                  grid_candidates=r.candidates, grid_size=r.grid_size, windows_per_cell=r.windows)
     return write_records(out, [make_record("gridpg", r.mean, **ids, params=params)])[0]
 
 

@@ -49,3 +49,11 @@ def feature_layout(lp: Mapping[str, Any]) -> dict[str, Any]:
     if lp["protocol"] == "dinov2":
         return cache_layout(lp["n_last_blocks"], lp["avgpool"])
     return {"last_n": 1, "avgpool": False}
+
+
+def gridpg_kwargs(gridpg: Mapping[str, Any]) -> dict[str, Any]:
+    """``run_gridpg``'s protocol settings from config ``evaluation.gridpg``: the protocol and the
+    confidence threshold it reads (``threshold`` for resize, ``sliding_threshold`` for the
+    authors' sliding_window), so a change of the other one reruns nothing."""
+    key = "sliding_threshold" if gridpg["protocol"] == "sliding_window" else "threshold"
+    return {"protocol": gridpg["protocol"], "threshold": gridpg[key], "num_grids": gridpg["num_grids"]}

@@ -63,6 +63,22 @@ def test_aloe_code_protocols_through_the_stages(dirs, world):
         # the protocols the tables print in their captions
         assert lp["params"]["protocols"] == {"linear_probe": "aloe_code", "eval_transform": "center_crop"}
         assert knn["params"]["protocols"] == {"knn": "aloe_code", "eval_transform": "center_crop"}
+    # GridPG, the ALOE authors' protocol: the B-cos-head student (sigmoid) gated by its linear-head teacher
+    # (softmax); the records' params say how, whether these 3-epoch probes classify enough test images or not
+    gate = [{"variant": "teacher", "backbone_path": str(teacher_dir), "backbone_kind": "teacher",
+             "head_path": str(root / "ac" / "teacher_head.safetensors")}]
+    g = dict(backbone_path=str(student_dir), backbone_kind="student", method="bcos", num_grids=1, variant="aloe",
+             head_path=str(root / "ac" / "student_head.safetensors"), gate=gate, dataset_dir=str(world / "shapes"),
+             split="test", **common)
+    sw = run_gridpg(root / "ac" / "gridpg_sw.json", protocol="sliding_window", threshold=0.0, **g)
+    rs = run_gridpg(root / "ac" / "gridpg_rs.json", threshold=0.0, **g)
+    for rec, protocol, confidence in ((sw, "sliding_window", {"aloe": "sigmoid", "teacher": "softmax"}),
+                                      (rs, "resize", {"aloe": "softmax", "teacher": "softmax"})):
+        p = rec["params"]
+        assert p["protocols"] == {"gridpg": protocol} and p["confidence"] == confidence and p["gated_by"] == ["teacher"]
+        assert p["threshold"] == 0.0 and rec["status"] in ("ok", "unavailable")
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        run_gridpg(root / "ac" / "gridpg_bad.json", protocol="sliding", **g)
 
 
 def test_classification_stages(dirs, world):
@@ -100,6 +116,15 @@ def test_classification_stages(dirs, world):
                    head_path=str(root / "student_head.safetensors"), method="bcos", threshold=0.0, num_grids=3,
                    variant="bcosified", **explained)
     assert 0.0 <= g["value"] <= 1.0 and g["params"]["cells_scored"] == 12 and g["params"]["cells_zero_mass"] <= 12
+    assert g["params"]["protocols"] == {"gridpg": "resize"}
+    assert (g["params"]["grid_size"], g["params"]["windows_per_cell"]) == (32, 1)
+    sw = run_gridpg(root / "gridpg_bcos_sw.json", backbone_path=str(student_dir), backbone_kind="student",
+                    head_path=str(root / "student_head.safetensors"), method="bcos", threshold=0.0, num_grids=3,
+                    variant="bcosified", protocol="sliding_window", **explained)
+    p = sw["params"]  # 32 px cells at native resolution: 64 px grids, 9 windows of 32 px per cell
+    assert 0.0 <= sw["value"] <= 1.0 and p["cells_scored"] == 12 and (p["grid_size"], p["windows_per_cell"]) == (64, 9)
+    assert p["protocols"] == {"gridpg": "sliding_window"} and p["confidence"] == {"bcosified": "softmax"}  # linear head
+    assert p["threshold"] == 0.0 and p["grid_set"] != g["params"]["grid_set"]
     g_ig = run_gridpg(root / "gridpg_ig.json", backbone_path=str(teacher_dir), backbone_kind="teacher",
                       head_path=str(root / "teacher_head.safetensors"), method="ig", threshold=0.0, num_grids=2,
                       method_options={"n_steps": 8}, variant="teacher", **explained)

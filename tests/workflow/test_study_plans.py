@@ -206,6 +206,11 @@ def test_eval_protocol_kwargs_carry_exactly_the_keys_each_protocol_reads():
     assert eval_plan.linear_probe_kwargs(lp) == dict(protocol="dinov2", iterations=12500, batch_size=1024,
                                                      lrs="dinov2", val_fraction=0.1, n_last_blocks=[1, 4],
                                                      avgpool=[False, True], seed=0)
+    # GridPG reads the threshold of its protocol only
+    gp = PAPER["evaluation"]["gridpg"]
+    assert eval_plan.gridpg_kwargs(gp) == dict(protocol="resize", threshold=0.5, num_grids=500)
+    assert eval_plan.gridpg_kwargs({**gp, "protocol": "sliding_window"}) == dict(
+        protocol="sliding_window", threshold=0.95, num_grids=500)
     # the caches hold the grid's largest layout for dinov2, pooler_output alone for aloe_code
     assert eval_plan.feature_layout(lp) == {"last_n": 4, "avgpool": True}
     assert eval_plan.feature_layout({**lp, "protocol": "aloe_code"}) == {"last_n": 1, "avgpool": False}

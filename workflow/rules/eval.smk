@@ -187,8 +187,8 @@ rule gridpg:
         fn="aloe.eval.stages:run_gridpg",
         kwargs=lambda w: dict(
             explained_kwargs(w, EVAL["gridpg"]["dataset"]),
-            threshold=EVAL["gridpg"]["threshold"],
-            num_grids=EVAL["gridpg"]["num_grids"],
+            # the protocol and the threshold it reads
+            **eval_plan.gridpg_kwargs(EVAL["gridpg"]),
             seed=STUDY["seed"],
             gate=gridpg_gate(w),
         ),
