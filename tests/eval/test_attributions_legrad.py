@@ -14,6 +14,7 @@ from aloe import bcosify, load_teacher
 from aloe.data.eval_loader import EvalLoader
 from aloe.eval.attributions import chefercam, legrad, make_attribution_fn
 from aloe.eval.attributions.attention_maps import recorded_attention
+from aloe.eval.attributions.legrad import EARLIER_DEFAULTS
 from aloe.eval.classifier import ProbedClassifier
 from aloe.eval.gridpg import evaluate_gridpg
 from aloe.eval.stages import run_gridpg
@@ -90,8 +91,9 @@ def test_legrad_equals_hand_computation_on_one_layer_vit():
     teacher = Teacher(T.ViTModel(cfg, add_pooling_layer=False), "vit", HALF, HALF, source="test")
     w, _ = _head()
     x, classes = _images(2), torch.tensor([3, 1])
-    maps = legrad(teacher, w, x, classes)
-    torch.testing.assert_close(legrad(teacher, w, x, classes, layerwise=False), maps)  # one layer: s^1 = logit
+    maps = legrad(teacher, w, x, classes, **EARLIER_DEFAULTS)
+    # one layer: s^1 = logit
+    torch.testing.assert_close(legrad(teacher, w, x, classes, layerwise=False, **EARLIER_DEFAULTS), maps)
 
     teacher.vision.set_attn_implementation("eager")
     for i in range(2):
@@ -141,7 +143,7 @@ def test_legrad_layer_scores_are_truncated_model_logits(backbones, name):
     backbone = backbones[name]
     w, _ = _head()
     x, classes = _images(2, seed=5), torch.tensor([2, 0])
-    maps = legrad(backbone, w, x, classes)
+    maps = legrad(backbone, w, x, classes, **EARLIER_DEFAULTS)
     p, eager = backbone.num_prefix_tokens, isinstance(backbone, Teacher)
     if eager:
         previous = backbone.vision.config._attn_implementation

@@ -20,7 +20,10 @@ def make_attribution_fn(method: str, classifier, **options):
     """fn(images, classes) for ``method`` in METHODS on a ``ProbedClassifier``.
 
     ``bcos`` needs a B-cos student backbone; ``chefercam`` a backbone with a [CLS] token (not
-    SigLIP); ``legrad`` takes layerwise; ``ig`` takes n_steps / internal_batch_size;
+    SigLIP); ``legrad`` takes layer_index / queries / readout / normalize / pooler_attention /
+    correction / correction_threshold / minmax / layerwise (defaults: legrad-torch 1.1's maths;
+    ``aloe.eval.attributions.legrad.EARLIER_DEFAULTS``: aloe's earlier variant); ``ig`` takes
+    n_steps / internal_batch_size;
     ``lime`` takes block / n_samples / seed; ``cp_lrp`` and ``attnlrp`` (HF teachers only) take
     epsilon / batch_size.
     """

@@ -3,10 +3,14 @@ weighted attention rollout for the [CLS] token of a ViT / DINOv3 teacher or a B-
 with a [CLS] token.
 
 R starts as the identity; per block, R <- R + mean_heads((dA * A)^+) @ R, where dA is the
-gradient of the target logit w.r.t. the block's attention probabilities. The [CLS] row of R over
-the patch tokens (registers dropped), bilinearly upsampled, is the map. No maintained package
-covers HF models in transformers 5 and our students, hence this short implementation. SigLIP
-(teacher or student) has no [CLS] token and is refused.
+gradient of the target logit w.r.t. the block's attention probabilities (the paper's eqs. 5 and 6).
+The [CLS] row of R over the patch tokens (registers dropped), bilinearly upsampled, is the map. As
+the authors' ViT notebook (hila-chefer/Transformer-MM-Explainability,
+``Transformer_MM_explainability_ViT.ipynb``: ``avg_heads`` "rule 5", ``apply_self_attention_rules``
+"rule 6", ``R[0, 1:]``, every block); its min-max scaling after upsampling is part of the display
+function there and is not applied here (hand-computed check: tests/eval/test_chefercam_rule.py).
+No maintained package covers HF models in transformers 5 and our students, hence this short
+implementation. SigLIP (teacher or student) has no [CLS] token and is refused.
 """
 
 from __future__ import annotations
