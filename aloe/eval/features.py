@@ -58,6 +58,8 @@ def _global_feature(backbone: Any, out: Any, num_prefix: int, last_n: int, avgpo
     if last_n > 1:
         if num_prefix == 0:
             raise ValueError("last_n > 1 needs a CLS token; this backbone has num_prefix_tokens=0")
+        if last_n > len(out.hidden_states) - 1:
+            raise ValueError(f"last_n={last_n} blocks asked of a backbone with {len(out.hidden_states) - 1} blocks")
         norm = backbone.final_norm
         parts += [norm(h[:, 0]) for h in out.hidden_states[-last_n:-1]]
     parts.append(out.pooler_output)

@@ -72,6 +72,11 @@ def run_extract_feature_splits(
     size = int(image_size or backbone.image_size)
     checksum = checkpoint_checksum(backbone_path)
     transform = eval_transform(getattr(backbone, "family", ""), read_meta(dataset_dir)["task"], transform)
+    if last_n > backbone.num_layers:
+        _log.info("%s has %d blocks: its cache holds the class tokens of the last %d, not %d (the linear probe's "
+                  "larger n_last_blocks layouts do not exist for it)", backbone_path, backbone.num_layers,
+                  backbone.num_layers, last_n)
+        last_n = backbone.num_layers
     if last_n > 1 and backbone.num_prefix_tokens == 0:
         _log.info("%s has no class token: its cache holds one block's feature (pooler_output), not %d (the linear "
                   "probe's n_last_blocks layouts above 1 do not exist for it)", backbone_path, last_n)

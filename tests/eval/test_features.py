@@ -44,6 +44,8 @@ def test_extract_matches_backbone_and_layout(tiny_teacher):
     torch.testing.assert_close(pooled_feature(f, spec).float(), out.pooler_output, atol=2e-3, rtol=2e-3)
     with pytest.raises(ValueError, match="not in a cache"):
         layout_slice(feature_spec(1, False), 2, False, 32)
+    with pytest.raises(ValueError, match="last_n=3 blocks asked of a backbone with 2 blocks"):
+        extract_features(tiny_teacher, batches, last_n=3)  # hidden_states[-3:-1] would take the embedding output
     # block 1 = hidden_states[2]; token p + (r * 4 + c) is patch (r, c)
     assert f["block1"].shape == (10, 32, 4, 4)
     expected = out.hidden_states[2][3, p + 2 * 4 + 1]

@@ -189,3 +189,22 @@ def test_zeroshot_stage(tmp_path, world):
         f = _features(tmp_path, siglip_dir, "teacher", world, dataset)
         assert read_provenance(f["train"])["preprocessing"]["crop"] == crop
     assert rec["value"] * 24 / 100 == pytest.approx(round(rec["value"] * 24 / 100))
+
+
+def test_dinov2_layout_grid_through_the_stages_on_a_shallow_backbone(dirs, world):
+    """The cache for DINOv2's grid (4 last blocks + mean patch token) on a 2-block student: it holds
+    the 2 blocks there are, the LP searches the layouts that exist, k-NN reads pooler_output."""
+    from aloe.eval.features import read_provenance
+
+    root, _, student_dir = dirs
+    (root / "grid").mkdir(exist_ok=True)
+    f = _features(root / "grid", student_dir, "student", world, "shapes", last_n=4, avgpool=True)
+    spec = read_provenance(f["train"])["feature_spec"]
+    assert (spec["last_n"], spec["avgpool"]) == (2, True)
+    common = dict(train_features=str(f["train"]), test_features=str(f["test"]), backbone="tiny-vit", variant="aloe",
+                  dataset="shapes")
+    lp = run_linear_probe(root / "grid" / "lp.json", iterations=20, batch_size=16, **common)
+    assert lp["params"]["layouts"] == ["last1", "last1+avgpool"]  # n_last_blocks 4 > 2 blocks: not a layout here
+    assert lp["params"]["head_file"]["layout"] == "last1"
+    knn = run_knn(root / "grid" / "knn.json", k=5, **common)
+    assert 0.0 <= knn["value"] <= 100.0
