@@ -13,6 +13,7 @@ with negative values, a one-sided one (0 to 1) for non-negative maps. 300 dpi.
 from __future__ import annotations
 
 import os
+import textwrap
 from typing import Any, Mapping
 
 import matplotlib
@@ -110,9 +111,10 @@ def _draw(rec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]):
             bar = fig.colorbar(shown[m], cax=cax, orientation="horizontal")
             bar.ax.tick_params(labelsize=5)
             bar.set_label(f"{label(m, METHOD_LABELS)} ({scales[m]})", fontsize=6)
-    fig.suptitle(f"Explanations on {rec['dataset']} ({rec['split']}): "
-                 "input | ALOE student's own B-cos W(x)x | post-hoc maps of the teacher (✗: mispredicted)",
-                 fontsize=8, y=1 - 0.05 * HEADER_INCHES / height_in, va="top")
+    title = (f"Explanations on {rec['dataset']} ({rec['split']}): input | ALOE student's own B-cos W(x)x | "
+             "post-hoc maps of the teacher (✗: mispredicted)")
+    fig.suptitle(textwrap.fill(title, int(width_in * 13)), fontsize=7 if width_in < 8 else 8,
+                 y=1 - 0.05 * HEADER_INCHES / height_in, va="top")
     return fig, columns, [round(width_in * DPI), round(height_in * DPI)], wrong, scales
 
 
