@@ -255,8 +255,12 @@ def linear_probe_layouts(
     ``train_x``/``test_x`` are a cache's global features (``spec``: its feature_spec). Returns
     (the best result, the best result of layout (1, False)): the second is the head on
     ``pooler_output`` that the explanation stages classify with (``aloe.eval.classifier``)."""
+    layouts = probe_layouts(spec, n_last_blocks, avgpools)
+    if (1, False) not in layouts:  # checked before any head trains
+        raise ValueError("config keys 'evaluation.linear_probe.n_last_blocks' / 'avgpool' must include 1 and false: "
+                         "the explanation stages classify with the head on pooler_output (1 block, no avgpool)")
     results = {}
-    for n, avg in probe_layouts(spec, n_last_blocks, avgpools):
+    for n, avg in layouts:
         cols = torch.tensor(layout_slice(spec, n, avg, train_x.shape[1]))
         results[(n, avg)] = linear_probe(train_x[:, cols], train_y, test_x[:, cols], test_y, protocol="dinov2",
                                          **kwargs)
@@ -265,8 +269,4 @@ def linear_probe_layouts(
     grid = {layout_name(*k): {str(lr): v for lr, v in r.val_top1.items()} for k, r in results.items()}
     best.params = {**best.params, "layouts": [layout_name(*k) for k in results],
                    "best_layout": layout_name(*best_layout), "val_top1_by_layout": grid}
-    pooled = results.get((1, False))
-    if pooled is None:
-        raise ValueError("config keys 'evaluation.linear_probe.n_last_blocks' / 'avgpool' must include 1 and false: "
-                         "the explanation stages classify with the head on pooler_output (1 block, no avgpool)")
-    return best, pooled
+    return best, results[(1, False)]

@@ -62,6 +62,12 @@ def feature_file(teacher: str, variant: str, dataset: str, split: str) -> str:
     return f"results/features/{teacher}/{variant}/{dataset}/{split}.safetensors"
 
 
+def head_file(teacher: str, variant: str, dataset: str) -> str:
+    """The linear-probe head on ``pooler_output`` that rule linear_probe writes and the explanation
+    stages classify with."""
+    return f"results/metrics/linear_probe/{teacher}/{variant}/{dataset}.head.safetensors"
+
+
 def alignment_set_dir(study: Mapping[str, Any]) -> str:
     """The folder of the alignment set the runs train on (config ``alignment.set``)."""
     return f"results/alignment_sets/{study['alignment']['set']}"

@@ -12,8 +12,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from aloe.registry import TABLE_NAMES
 from aloe.study.alignment_plan import alignment_settings
-from aloe.study.layout import (alignment_set_dir, eval_dataset_input, feature_file, shards_dir, teacher_source,
-                               variant_setting)
+from aloe.study.layout import (alignment_set_dir, eval_dataset_input, feature_file, head_file, shards_dir,
+                               teacher_source, variant_setting)
 
 Variants = Callable[[str], list[str]]
 
@@ -147,9 +147,9 @@ def explanation_backbones(study: Mapping[str, Any], dataset: str) -> list[dict[s
         dict(
             name=t,
             teacher_path=teacher_source(study, t),
-            teacher_head=f"results/metrics/linear_probe/{t}/teacher/{dataset}.head.safetensors",
+            teacher_head=head_file(t, "teacher", dataset),
             student_path=f"results/backbones/{t}/aloe",
-            student_head=f"results/metrics/linear_probe/{t}/aloe/{dataset}.head.safetensors",
+            student_head=head_file(t, "aloe", dataset),
             methods=teacher_methods(study, t),
         )
         for t in study["tables"]["main"]

@@ -6,7 +6,13 @@ import os
 from aloe.pipeline import rule_resources
 from aloe.registry import TABLE_NAMES, check_study
 from aloe.study import alignment_plan, eval_plan, layout, table_plans
-from aloe.study.layout import canonical, feature_file, record_variant, variant_setting
+from aloe.study.layout import (
+    canonical,
+    feature_file,
+    head_file,
+    record_variant,
+    variant_setting,
+)
 
 check_study(config)  # every name against aloe.registry, before any job
 STUDY = canonical(config[config["preset"]])

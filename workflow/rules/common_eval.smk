@@ -19,7 +19,7 @@ def zero_shot_templates(name):
 def explained_inputs(w, dataset):
     return [
         backbone_input(w),
-        f"results/metrics/linear_probe/{w.teacher}/{w.variant}/{dataset}.head.safetensors",
+        head_file(w.teacher, w.variant, dataset),
         eval_dataset_input(dataset),
     ]
 
@@ -28,7 +28,7 @@ def explained_kwargs(w, dataset):
     return dict(
         backbone_path=backbone(w.teacher, w.variant)[0],
         backbone_kind=backbone(w.teacher, w.variant)[1],
-        head_path=f"results/metrics/linear_probe/{w.teacher}/{w.variant}/{dataset}.head.safetensors",
+        head_path=head_file(w.teacher, w.variant, dataset),
         dataset_dir=eval_dataset_dir(dataset),
         split="test",
         method=w.method,
@@ -48,19 +48,19 @@ def gridpg_gate(w):
             variant=v,
             backbone_path=backbone(w.teacher, v)[0],
             backbone_kind=backbone(w.teacher, v)[1],
-            head_path=f"results/metrics/linear_probe/{w.teacher}/{v}/{dataset}.head.safetensors",
+            head_path=head_file(w.teacher, v, dataset),
         )
         for v in table_plans.gridpg_gate(w.variant)
     ]
 
 
 def gridpg_inputs(w):
+    """The explained model's inputs, and the backbone and head of each gate (gridpg_gate)."""
     dataset = EVAL["gridpg"]["dataset"]
     files = explained_inputs(w, dataset)
     for v in table_plans.gridpg_gate(w.variant):
-        files += explained_inputs(
-            SimpleNamespace(teacher=w.teacher, variant=v), dataset
-        )[:2]
+        gate = SimpleNamespace(teacher=w.teacher, variant=v)
+        files += [backbone_input(gate), head_file(w.teacher, v, dataset)]
     return files
 
 
