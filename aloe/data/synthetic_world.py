@@ -2,7 +2,8 @@
 
 ``make_synthetic_world(out_dir, seed=..., ...)`` writes, deterministically from ``seed``::
 
-    out_dir/caption_set/images/*.png        unlabelled image-caption set ("a photo of a red star")
+    out_dir/caption_set/images/*.png        unlabelled image-caption set ("a photo of a red star"),
+                                             drawn from every image kind below (``CAPTION_KINDS``)
     out_dir/caption_set/broken/*            non-image bytes and empty files (failure accounting)
     out_dir/caption_set/manifest.parquet    path, caption, kind (ok | missing | not_image | empty)
     out_dir/shapes/   out_dir/textures/   out_dir/digits/     classification, common format
@@ -16,6 +17,7 @@ the caption set is served (the loopback port is chosen at run time), by
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -40,6 +42,7 @@ CAPTIONS, SHAPES_TRAIN, SHAPES_TEST, TEXTURES_TRAIN, TEXTURES_TEST = 1, 2, 3, 4,
 DEPTH_TRAIN, DEPTH_TEST, DIGITS_SPLIT = 6, 7, 8
 CAPTION_TEMPLATES = ("a photo of a {}", "a {} on a plain background", "an image of a {}")
 BROKEN_KINDS = ("missing", "not_image", "empty")
+CAPTION_KINDS = ("shape", "texture", "digit", "scene")  # drawn uniformly
 
 SYNTHETIC_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(image_size=32, num_classes=4, caption_images=40, train_per_class=10,
@@ -53,13 +56,41 @@ SYNTHETIC_PRESETS: dict[str, dict[str, Any]] = {
 
 def caption_sample(seed: int, stream: int, index: int, classes: list[tuple[str, str]], image_size: int,
                    max_aspect: float) -> tuple[np.ndarray, str]:
-    """Image ``index`` of a caption set (a random class's shape, width up to ``max_aspect`` x the
-    height) and its caption; the draws come from a stream separate from the image's own."""
+    """Image ``index`` of a caption set and its caption. The set covers every image kind the world
+    evaluates on (``CAPTION_KINDS``: coloured shapes, textures, digit-like images, sphere scenes),
+    as web-scale alignment sets cover what the paper evaluates on; a student aligned on shapes only
+    never sees a texture or a digit. The draws come from a stream separate from the image's own and
+    from every evaluation split's: digits are the training split's, at a random scale and place."""
     rng = sample_rng(seed, stream, 10**9 + index)
-    colour, shape = classes[int(rng.integers(len(classes)))]
-    width = int(round(image_size * rng.uniform(1.0, max_aspect)))
-    caption = CAPTION_TEMPLATES[int(rng.integers(len(CAPTION_TEMPLATES)))].format(shape_class_name(colour, shape))
-    return shape_image(seed, stream, index, colour, shape, image_size, width), caption
+    kind = CAPTION_KINDS[int(rng.integers(len(CAPTION_KINDS)))]
+    template = CAPTION_TEMPLATES[int(rng.integers(len(CAPTION_TEMPLATES)))]
+    if kind == "shape":
+        colour, shape = classes[int(rng.integers(len(classes)))]
+        width = int(round(image_size * rng.uniform(1.0, max_aspect)))
+        return (shape_image(seed, stream, index, colour, shape, image_size, width),
+                template.format(shape_class_name(colour, shape)))
+    if kind == "texture":
+        texture = TEXTURES[int(rng.integers(len(TEXTURES)))]
+        return texture_image(seed, stream, index, texture, image_size), template.format(texture)
+    if kind == "digit":
+        images, labels = _digits_split(seed)["train"]
+        i = int(rng.integers(len(labels)))
+        side = int(round(image_size * rng.uniform(0.7, 1.0)))
+        canvas = np.zeros((image_size, image_size, 3), dtype=np.uint8)
+        y, x = (int(rng.integers(image_size - side + 1)) for _ in range(2))
+        canvas[y:y + side, x:x + side] = digit_image(images[i], side)
+        return canvas, template.format(f"handwritten {DIGIT_NAMES[labels[i]]}")
+    return render_scene(seed, stream, index, image_size)[0], template.format("sphere on a floor")
+
+
+@functools.lru_cache(maxsize=4)
+def _digits_split(seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The digits' train / test split (8x8 images, labels): 25 % of a seeded permutation is test."""
+    digits = load_digits()
+    order = np.random.default_rng([seed, DIGITS_SPLIT]).permutation(len(digits.target))
+    n_test = len(order) // 4
+    test, train = order[:n_test], order[n_test:]
+    return {"train": (digits.images[train], digits.target[train]), "test": (digits.images[test], digits.target[test])}
 
 
 def _write_caption_set(
@@ -116,14 +147,12 @@ def _write_textures(root: Path, seed: int, size: int, per_class: dict[str, int],
 
 
 def _write_digits(root: Path, seed: int, size: int, n_train: int | None, n_test: int | None, spc: int):
-    digits = load_digits()
-    order = np.random.default_rng([seed, DIGITS_SPLIT]).permutation(len(digits.target))
-    n_test_all = len(order) // 4
-    test_idx, train_idx = order[:n_test_all][:n_test], order[n_test_all:][:n_train]
+    split = _digits_split(seed)
     splits = {}
-    for split, idx in (("train", train_idx), ("test", test_idx)):
-        gen = ((digit_image(digits.images[i], size), int(digits.target[i])) for i in idx)
-        splits[split] = write_split(root / "digits", split, _classification_samples(gen), samples_per_shard=spc)
+    for name, n in (("train", n_train), ("test", n_test)):
+        images, labels = (a[:n] for a in split[name])
+        gen = ((digit_image(img, size), int(label)) for img, label in zip(images, labels))
+        splits[name] = write_split(root / "digits", name, _classification_samples(gen), samples_per_shard=spc)
     write_meta(root / "digits", name="digits", task="classification", splits=splits,
                class_names=list(DIGIT_NAMES), source="sklearn.datasets.load_digits (UCI optical digits)",
                notes="8x8 handwritten digits upscaled bicubically; 25% of a seeded permutation is test")

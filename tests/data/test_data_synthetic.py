@@ -14,7 +14,7 @@ import pytest
 from aloe.data.loopback import LoopbackServer
 from aloe.data.shards import read_meta
 from aloe.data.synthetic_depth import MAX_DEPTH, render_scene
-from aloe.data.synthetic_images import COLOURS, shape_classes, shape_image
+from aloe.data.synthetic_images import COLOURS, TEXTURES, shape_classes, shape_image
 from aloe.data.synthetic_world import make_synthetic_world, write_url_list
 
 SMALL = dict(image_size=24, num_classes=4, caption_images=6, train_per_class=2, test_per_class=1,
@@ -51,8 +51,27 @@ def test_world_contents(tiny_world):
     assert digits["class_names"][3] == "three"
     assert (digits["splits"]["train"]["num_samples"], digits["splits"]["test"]["num_samples"]) == (100, 50)
     assert depth["task"] == "dense" and depth["splits"]["train"]["num_samples"] == 16
-    captions = pd.read_parquet(tiny_world / "caption_set/manifest.parquet")["caption"]
-    assert captions.str.contains("|".join(f"{c} {s}" for c, s in shape_classes(4))).sum() == 40
+    manifest = pd.read_parquet(tiny_world / "caption_set/manifest.parquet")
+    ok = manifest[manifest["kind"] == "ok"]
+    kinds = {"shape": "|".join(f"{c} {s}" for c, s in shape_classes(4)), "texture": "|".join(TEXTURES),
+             "digit": "handwritten", "scene": "sphere on a floor"}
+    counts = {k: int(ok["caption"].str.contains(pattern).sum()) for k, pattern in kinds.items()}
+    assert sum(counts.values()) == 40 and min(counts.values()) >= 5, counts  # every kind the world evaluates on
+
+
+def test_caption_digits_come_from_the_training_split_only(monkeypatch):
+    import aloe.data.synthetic_world as world
+
+    real = world._digits_split(0)
+    assert len(real["train"][1]) + len(real["test"][1]) == 1797 and len(real["test"][1]) == 1797 // 4
+    full, empty = np.full((3, 8, 8), 16.0), np.zeros((3, 8, 8))  # train: all-white digits, test: black
+    monkeypatch.setattr(world, "_digits_split", lambda seed: {"train": (full, np.array([1, 2, 3])),
+                                                              "test": (empty, np.array([4, 5, 6]))})
+    draws = [world.caption_sample(0, 1, i, shape_classes(4), 32, 1.4) for i in range(200)]
+    digits = [(img, cap) for img, cap in draws if "handwritten" in cap]
+    assert len(digits) > 20
+    assert all(img.shape == (32, 32, 3) and img.max() == 255 for img, _ in digits)  # never a test image
+    assert {cap.split("handwritten ")[1].split()[0] for _, cap in digits} <= {"one", "two", "three"}
 
 
 def test_shape_images_show_their_class_colour():
