@@ -159,7 +159,7 @@ def run_linear_probe(
         save_tensors(head_out, {"weight": explained.weight.contiguous(), "bias": explained.bias.contiguous()},
                      metadata={"backbone_checksum": prov["backbone_checksum"], "dataset": dataset,
                                "head": explained.head})
-    params = {**r.params, "best_lr": r.best_lr, **extra, "feature_spec": spec,
+    params = {**r.params, "best_lr": r.best_lr, **extra, "feature_spec": spec, "num_test": int(test["labels"].numel()),
               "protocols": {"linear_probe": protocol, "eval_transform": prov["preprocessing"]["transform"]}}
     rec = make_record("lp_top1", r.test_top1, backbone=backbone, variant=variant, dataset=dataset, params=params)
     return write_records(out, [rec])[0]
@@ -190,6 +190,7 @@ def run_knn(
                    protocol=protocol,
                    query_chunk=query_chunk, bank_chunk=bank_chunk, device=device, **weighting)
     params = {"protocol": protocol, "k": k, **weighting, "feature_spec": prov["feature_spec"],
+              "num_test": int(test["labels"].numel()),
               "protocols": {"knn": protocol, "eval_transform": prov["preprocessing"]["transform"]}}
     rec = make_record("knn_top1", acc, backbone=backbone, variant=variant, dataset=dataset, params=params)
     return write_records(out, [rec])[0]

@@ -46,6 +46,7 @@ class Entry:
     value: float | None
     source: str  # the record file
     reason: str = ""
+    resolution: float = 0.0  # one test sample in record units (top-1 records: 100 / test images), 0 if unknown
 
     @property
     def available(self) -> bool:
@@ -79,6 +80,14 @@ def record_variant(record: Mapping[str, Any]) -> str:
     return variant
 
 
+def _resolution(rec: Mapping[str, Any]) -> float:
+    """What one test image changes a top-1 record by (percent points), from its test-set size
+    (``params.num_test``, or zero-shot's ``num_images``); 0 when the record does not say."""
+    params = rec.get("params") or {}
+    n = params.get("num_test", params.get("num_images"))
+    return 100.0 / n if str(rec["metric"]).endswith("_top1") and isinstance(n, int) and n > 0 else 0.0
+
+
 class RecordIndex:
     """Record values by CellKey; two records for one cell are an error naming both files."""
 
@@ -98,7 +107,7 @@ class RecordIndex:
             if record_status(rec) == STATUS_UNAVAILABLE:
                 self._cells[key] = Entry(None, source, str(rec["reason"]))
             else:
-                self._cells[key] = Entry(float(rec["value"]), source)
+                self._cells[key] = Entry(float(rec["value"]), source, resolution=_resolution(rec))
 
     @classmethod
     def from_files(cls, paths: Iterable[str | os.PathLike], select: Mapping[str, Any] | None = None) -> "RecordIndex":

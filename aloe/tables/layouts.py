@@ -42,7 +42,8 @@ def _cell(index: RecordIndex, key: CellKey, table: str, shown_metric: str = "") 
     """The cell of ``key`` in display units; n/a (value None, note = the record's reason) when unavailable."""
     entry = index.get(key, table)
     value = None if entry.value is None else entry.value * metric(key.metric).scale
-    return Cell(value, key.backbone, key.variant, key.dataset, shown_metric or key.metric, note=entry.reason)
+    return Cell(value, key.backbone, key.variant, key.dataset, shown_metric or key.metric, note=entry.reason,
+                resolution=entry.resolution * metric(key.metric).scale)
 
 
 def _notes(cells: Sequence[Cell]) -> str:
@@ -59,7 +60,9 @@ def _mean_cell(index, table, backbone, variant, datasets, m) -> Cell:
         names = ", ".join(label(c.dataset, DATASET_LABELS) for c in na)
         note = f"Avg. over {len(cells)} datasets, n/a for {names}: {_notes(na)}"
         return Cell(None, backbone, variant, AVG, m, "average", note=note)
-    return Cell(fmean(c.value for c in cells), backbone, variant, AVG, m, "average")
+    # one test image in each dataset moves the mean by the mean of their resolutions
+    return Cell(fmean(c.value for c in cells), backbone, variant, AVG, m, "average",
+                resolution=fmean(c.resolution for c in cells))
 
 
 def _difference(a: Cell, b: Cell, variant: str) -> Cell:

@@ -25,6 +25,7 @@ class Cell:
     source: str = "measured"  # measured | average | delta | paper
     bold: bool = False
     note: str = ""
+    resolution: float = 0.0  # the smallest difference the data can show, display units (0: unknown)
 
     def __post_init__(self) -> None:
         if self.value is None and not self.note:
@@ -90,12 +91,17 @@ class Table:
 
 
 def mark_best(cells: list[Cell | None], *, min_candidates: int = 2) -> None:
-    """Bold the best of ``cells`` (ties all bold); n/a cells do not compete; fewer than
+    """Bold the best of ``cells`` and every cell tied with it, where a tie is a difference no
+    larger than the cells' resolution (one test image: ``Cell.resolution``). When every candidate
+    ties, nothing is bold: the data does not separate them. n/a cells do not compete; fewer than
     ``min_candidates`` numbers: no bold."""
     cells = [c for c in cells if c is not None and c.available]
     if len(cells) < min_candidates:
         return
     sign = 1.0 if metric(cells[0].base_metric).higher_is_better else -1.0
-    best = max(sign * c.value for c in cells)
-    for c in cells:
-        c.bold = sign * c.value == best
+    best = max(cells, key=lambda c: sign * c.value)
+    tied = [c for c in cells if sign * (best.value - c.value) <= max(best.resolution, c.resolution) + 1e-9]
+    if len(tied) == len(cells) and best.resolution + max(c.resolution for c in cells) > 0:
+        return
+    for c in tied:
+        c.bold = True

@@ -100,6 +100,7 @@ def test_classification_stages(dirs, world):
         for rec, metric in ((lp, "lp_top1"), (knn, "knn_top1")):
             assert set(rec) == {*RECORD_KEYS, "status"} and rec["metric"] == metric and 0.0 <= rec["value"] <= 100.0
             assert rec["value"] * 24 / 100 == pytest.approx(round(rec["value"] * 24 / 100))  # a count of 24 tests
+            assert rec["params"]["num_test"] == 24  # the tables' bold needs the test-set size
         assert read_records(root / f"{kind}_lp.json") == [lp]
         assert lp["value"] > 25.0  # better than chance on 4 shape classes
     # a head is bound to its backbone

@@ -301,3 +301,24 @@ def test_caption_names_the_protocols_of_the_records(tmp_path):
     bare = write_recognition(tmp_path / "bare.json", "lp_top1", PAPER_BACKBONES, PAPER_DATASETS, 0)
     build_table("table2", [bare], tmp_path / "b.csv", tmp_path / "b.tex")
     assert "Protocols:" not in (tmp_path / "b.tex").read_text()
+
+
+def test_bold_needs_a_difference_larger_than_one_test_image(tmp_path):
+    """Demo test sets are small (400 images: 0.25 points per image); a lead of one image is a tie."""
+    def table(aloe_top1, bcos_top1, n=400):
+        recs = [make_record("lp_top1", v, backbone="demo_vit", variant=variant, dataset=d, params={"num_test": n})
+                for d in DEMO_DATASETS
+                for variant, v in (("teacher", 90.0), ("bcosification", bcos_top1), ("aloe", aloe_top1))]
+        path = tmp_path / f"lp_{aloe_top1}_{bcos_top1}_{n}.json"
+        write_records(path, recs)
+        t = build_table("table2", [path], tmp_path / "t.csv", tmp_path / "t.tex")
+        rows = {r.label: r for r in t.blocks[0].rows}
+        return [c.bold for c in rows["ALOE"].cells], [c.bold for c in rows["B-cosif."].cells], rows["ALOE"].cells
+
+    aloe_bold, bcos_bold, _ = table(80.25, 80.0)  # one image apart: neither is bold
+    assert not any(aloe_bold) and not any(bcos_bold)
+    aloe_bold, bcos_bold, cells = table(80.75, 80.0)  # three images apart
+    assert all(aloe_bold) and not any(bcos_bold)
+    assert cells[0].resolution == pytest.approx(0.25) and cells[-1].resolution == pytest.approx(0.25)
+    aloe_bold, bcos_bold, _ = table(80.25, 80.0, n=4000)  # ten images apart on a 10x larger test set
+    assert all(aloe_bold) and not any(bcos_bold)
