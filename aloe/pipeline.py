@@ -12,16 +12,17 @@ hundreds of jobs in flight, the submit host holds one such process per job.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import submitit
+
+from aloe.joblog import log_to, logged_call, quiet_environment, quiet_libraries, stage_label
 
 
 def check_stage_name(path: str) -> tuple[str, str]:
@@ -50,28 +51,37 @@ def import_callable(path: str) -> Callable[..., Any]:
 @dataclasses.dataclass
 class StageCall:
     """``fn(**kwargs)`` by name: picklable without importing ``fn``'s module; imported in the job.
-    After ``fn`` returns, the job keeps hard links of ``outputs`` in ``keep_dir`` (``aloe.launch.kept``)."""
+
+    Wherever it runs, the call appends to the rule's ``log`` (an absolute path): a start line, the
+    stage's own lines and a summary line, under ``label`` (``aloe.joblog``). After ``fn`` returns,
+    the job keeps hard links of ``outputs`` in ``keep_dir`` (``aloe.launch.kept``)."""
 
     fn: str
     kwargs: dict[str, Any]
     outputs: list[str] = dataclasses.field(default_factory=list)
     keep_dir: str | None = None
     env: dict[str, str] = dataclasses.field(default_factory=dict)  # set in the job before ``fn`` is imported
+    label: str = ""
+    log: str | None = None
 
     def __call__(self) -> Any:
-        os.environ.update(self.env)
-        result = self.run()
-        if self.keep_dir is not None:
-            from aloe.launch.kept import keep_outputs
+        with log_to(self.log):
+            os.environ.update(self.env)
+            quiet_environment()
+            target = import_callable(self.fn)
+            quiet_libraries()
+            result = logged_call(self.label or self.fn, self.fn, self.kwargs, self.outputs, lambda: self.run(target))
+            if self.keep_dir is not None:
+                from aloe.launch.kept import keep_outputs
 
-            try:
-                keep_outputs(self.outputs, self.keep_dir)
-            except OSError as err:  # e.g. outputs on another filesystem: a restart then reruns the job
-                logging.getLogger(__name__).warning("outputs not kept in %s: %s", self.keep_dir, err)
+                try:
+                    keep_outputs(self.outputs, self.keep_dir)
+                except OSError as err:  # e.g. outputs on another filesystem: a restart then reruns the job
+                    logging.getLogger(__name__).warning("outputs not kept in %s: %s", self.keep_dir, err)
         return result
 
-    def run(self) -> Any:
-        return import_callable(self.fn)(**self.kwargs)
+    def run(self, target: Callable[..., Any]) -> Any:
+        return target(**self.kwargs)
 
 
 class CheckpointableStage(StageCall, submitit.helpers.Checkpointable):
@@ -81,38 +91,14 @@ class CheckpointableStage(StageCall, submitit.helpers.Checkpointable):
     object; the next attempt builds the job afresh and it resumes from its own on-disk checkpoint.
     """
 
-    def run(self) -> Any:
-        job = import_callable(self.fn)(**self.kwargs)
+    def run(self, target: Callable[..., Any]) -> Any:
+        job = target(**self.kwargs)
         if not isinstance(job, submitit.helpers.Checkpointable):
             raise TypeError(f"checkpointable stage {self.fn} returned {type(job).__name__}, not a Checkpointable")
         return job()
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         return submitit.helpers.DelayedSubmission(dataclasses.replace(self), *args, **kwargs)
-
-
-@contextlib.contextmanager
-def log_to(path: str | None) -> Iterator[None]:
-    """Send this job's stdout, stderr and logging to the rule's log file."""
-    if path is None:
-        yield
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", buffering=1) as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
-        handler = logging.StreamHandler(f)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        root = logging.getLogger()
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
-        try:
-            yield
-        except BaseException:
-            import traceback
-
-            traceback.print_exc(file=f)
-            raise
-        finally:
-            root.removeHandler(handler)
 
 
 def hub_environment(config: Mapping[str, Any], stage: str | None = None) -> dict[str, str]:
@@ -137,7 +123,8 @@ def hub_environment(config: Mapping[str, Any], stage: str | None = None) -> dict
 
 
 def run_stage(fn: str, kwargs: Mapping[str, Any], *, launch: Mapping[str, Any] | None = None,
-              log: str | None = None, env: Mapping[str, str] | None = None) -> Any:
+              log: str | None = None, env: Mapping[str, str] | None = None, label: str | None = None,
+              outputs: Sequence[str] = ()) -> Any:
     """Call ``fn(**kwargs)``, through the launcher when ``launch`` is given.
 
     ``launch``: {"output": path the job produces, "resources": the stage's resource block,
@@ -150,12 +137,16 @@ def run_stage(fn: str, kwargs: Mapping[str, Any], *, launch: Mapping[str, Any] |
     :class:`CheckpointableStage` so that SLURM preemption and time limits requeue it. The stage
     name and its arguments identify the call: a restart re-attaches only to a job of the same
     config. ``env`` (``hub_environment``) is set before ``fn``'s module is imported, in the job.
+    ``log``: the rule's log file, which the call itself (:class:`StageCall`) and, for a launched one,
+    this process (the launcher's lines) append to; ``label`` names the stage there (default ``fn``);
+    ``outputs``: the files a stage run directly writes (a launched one: ``launch["outputs"]``).
     """
     env = dict(env or {})
+    label = label or fn
+    log = None if log is None else str(Path(log).absolute())  # the same file from the job's working directory
+    if launch is None:
+        return StageCall(fn, dict(kwargs), outputs=[str(o) for o in outputs], env=env, label=label, log=log)()
     with log_to(log):
-        if launch is None:
-            os.environ.update(env)
-            return import_callable(fn)(**kwargs)
         from aloe.launch import launch as submit
         from aloe.launch.kept import drop_kept, restore_outputs
         from aloe.launch.record import call_key
@@ -166,7 +157,7 @@ def run_stage(fn: str, kwargs: Mapping[str, Any], *, launch: Mapping[str, Any] |
         outputs = [str(o) for o in launch.get("outputs", [launch["output"]])]
         keep_dir = str(Path(launch["log_dir"]) / "kept" / call)
         stage_type = CheckpointableStage if launch.get("checkpointable", False) else StageCall
-        job = stage_type(fn, kwargs, outputs=outputs, keep_dir=keep_dir, env=env)
+        job = stage_type(fn, kwargs, outputs=outputs, keep_dir=keep_dir, env=env, label=label, log=log)
         restore_outputs(outputs, keep_dir)  # of a job that finished while no workflow waited for it
         result = submit(job, {}, output=launch["output"], resources=launch["resources"], log_dir=launch["log_dir"],
                         executor=launch["executor"], detach_on_interrupt=launch.get("detach_on_interrupt", False),
@@ -247,7 +238,8 @@ def run_snakemake_job(smk: Any) -> Any:
     log = smk.log[0] if len(smk.log) else None
     try:
         env = hub_environment(smk.config, params["launch"]["stage"] if launch is not None else None)
-        return run_stage(params["fn"], kwargs, launch=launch, log=log, env=env)
+        return run_stage(params["fn"], kwargs, launch=launch, log=log, env=env,
+                         label=stage_label(smk.rule, dict(smk.wildcards.items())), outputs=list(smk.output))
     except Exception as err:  # the log holds the traceback; the console gets the one-line reason
         print(f"rule {smk.rule} failed: {type(err).__name__}: {err}" + (f" (log: {log})" if log else ""),
               file=sys.stderr)

@@ -77,6 +77,12 @@ TABLE_NAMES = ("table2", "table3a", "table3b", "table4", "tableB1", "tableB2", "
 # Attribution methods of GridPG / deletion; bcos is the students' own W(x)x.
 ATTRIBUTION_METHODS = ("cp_lrp", "attnlrp", "ig", "legrad", "chefercam", "lime", "bcos")
 
+# B-cos students (aloe.models.student_config): their families, patch stems and B-cos forms
+# (aloe.bcos.linear.FORMS), here so that config code reads them without importing torch.
+STUDENT_FAMILIES = ("vit", "dinov3", "siglip")
+STUDENT_STEMS = ("linear", "conv")
+BCOS_FORMS = ("cosine", "bcosification_code")
+
 
 class UnknownNameError(ValueError):
     """A config names something the registry does not know, or in a place it cannot go."""

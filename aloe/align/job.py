@@ -27,6 +27,11 @@ def build_from_foundation(job: dict[str, Any]):
     teacher = load_teacher(job["teacher"])
     student = bcosify(teacher, b=job.get("b", 2), stem=job.get("stem", "linear"),
                       bcos_form=job.get("bcos_form", "cosine"))
+    # what the saved student's config and model card say of it (aloe.models.model_card)
+    student.config.teacher = str(job["teacher"])
+    student.config.alignment = {k: job[k] for k in ("b", "stem", "bcos_form", "train") if k in job}
+    if teacher.family == "siglip" and teacher.tokenizer is not None:  # prompt targets travel with the student
+        student.attach_text_tower(teacher)
     return teacher, student, shared_linear_weights
 
 

@@ -43,6 +43,7 @@ from aloe.data.heldout import heldout_batches
 from aloe.data.tario import resolve_shards
 from aloe.io import atomic_dir, atomic_path, write_json, write_text
 from aloe.lr_schedule import LrFactor
+from aloe.progress import Progress
 
 _log = logging.getLogger(__name__)
 PAIR_ATTRS = ("family", "image_size", "patch_size", "hidden_size", "num_layers", "num_prefix_tokens")
@@ -249,10 +250,14 @@ def train(
             run["bad_evals"] += 1
         run["stopped_early"] = bool(cfg.patience) and run["bad_evals"] >= cfg.patience
         log({"step": step, "kind": "heldout", **result, "best": run["best"], "damaged_samples": heldout_damage.total})
+        if info.is_main:
+            _log.info("align: step %d held-out loss %.5g (best %.5g)", step, result["heldout_loss"], run["best"])
 
     if heldout and run["step"] == 0:
         evaluate(0)  # the starting point: how far the freshly converted student is from the teacher
     bar = tqdm(total=cfg.total_steps, initial=run["step"], disable=not (info.is_main and cfg.progress), desc="align")
+    lines = Progress("align", cfg.total_steps, unit="steps", initial=run["step"]) if info.is_main else None
+    last_loss: dict[str, float] = {}  # the latest logged train loss, for the progress lines
     with StopSignals() as signals:
         while run["step"] < cfg.total_steps and not run["stopped_early"]:
             t0 = time.perf_counter()
@@ -292,6 +297,9 @@ def train(
                      "img_per_s": cfg.global_batch / (time.perf_counter() - t0),
                      "damaged_samples": round(n_damaged * info.world_size)})
                 bar.set_postfix(loss=f"{logged['loss']:.4f}")
+                last_loss["loss"] = logged["loss"]
+            if lines is not None:
+                lines.set(step, **last_loss)
             if heldout and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.total_steps):
                 evaluate(step)
             if on_step_end is not None:

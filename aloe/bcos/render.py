@@ -36,6 +36,11 @@ def explanation_to_rgba(weights: torch.Tensor, contributions: torch.Tensor, smoo
     return torch.cat([rgb, alpha[None]], 0).permute(1, 2, 0).numpy()
 
 
+def smooth_for(size: int) -> int:
+    """The smoothing window for an image of side ``size``: 15 px at 224, scaled, odd."""
+    return max(1, round(15 * size / 224)) | 1
+
+
 def save_rgba_png(rgba: np.ndarray, path: str | Path) -> None:
     from PIL import Image
 

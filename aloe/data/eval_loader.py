@@ -35,7 +35,8 @@ from aloe.data.tario import SkipCounter, image_extension, iter_shard
 
 
 EVAL_TRANSFORMS = ("center_crop", "resize", "resize_center_crop")
-_VIEWS = {"center_crop": center_crop_resize, "resize": resize_whole, "resize_center_crop": resize_short_center_crop}
+# each view: uint8 (3, H, W) -> uint8 (S, S, 3); aloe.models.image_processor applies the same ones
+VIEWS = {"center_crop": center_crop_resize, "resize": resize_whole, "resize_center_crop": resize_short_center_crop}
 # config key evaluation.transform: a view of EVAL_TRANSFORMS for every backbone, or "auto"
 TRANSFORM_CHOICES = ("auto", *EVAL_TRANSFORMS)
 
@@ -82,7 +83,7 @@ class _EvalStream(IterableDataset):
     ) -> None:
         super().__init__()
         self.shards, self.task, self.size, self.batch_size = shards, task, image_size, batch_size
-        self.streams, self.view = streams, _VIEWS[transform]
+        self.streams, self.view = streams, VIEWS[transform]
 
     def _convert(self, sample: dict[str, Any]) -> tuple:
         img = decode_image(sample[image_extension(sample)])

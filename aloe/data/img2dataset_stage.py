@@ -4,7 +4,9 @@ img2dataset exits 0 even when most URLs fail, so the stage reads every per-shard
 ``NNNNN_stats.json``, aggregates them into ``summary.json`` and fails below
 ``min_success_rate``. img2dataset runs in a subprocess (argument list, config passed as JSON to
 its Python API: no shell, no string parsing by ``fire``) so its process pool, signal handlers
-and logging stay out of the caller's process.
+and logging stay out of the caller's process; its output goes to ``img2dataset.log`` beside the
+shards and, as plain lines with its shard count as progress, to the stage's log
+(``aloe.data.img2dataset_output``).
 
 Resume: img2dataset's ``incremental_mode="incremental"`` treats a shard as done when its
 ``_stats.json`` exists (written after the shard's tar and parquet are closed) and skips it; a
@@ -17,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from aloe.data.img2dataset_output import run_img2dataset
 from aloe.io import read_json, write_json
 
 SUMMARY_FILE = "summary.json"
@@ -169,19 +171,14 @@ def download_alignment_set(
         "enable_wandb": False,
         "incremental_mode": "incremental",
     }
-    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled"}
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     program = "import json, sys; from img2dataset import download; download(**json.loads(sys.argv[1]))"
-    with open(out_dir / LOG_FILE, "a") as log:
-        proc = subprocess.run(
-            [sys.executable, "-c", program, json.dumps(options)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, check=False,
-        )
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"img2dataset exited with code {proc.returncode}; see {out_dir / LOG_FILE}"
-        )
-
     expected = math.ceil(num_urls / samples_per_shard)
+    returncode = run_img2dataset([sys.executable, "-c", program, json.dumps(options)], env, out_dir / LOG_FILE,
+                                 expected)
+    if returncode != 0:
+        raise RuntimeError(f"img2dataset exited with code {returncode}; see {out_dir / LOG_FILE}")
+
     summary = summarize_shards(out_dir, expected_shards=expected)
     summary.update(url_list=str(url_list), num_urls=num_urls, min_success_rate=min_success_rate)
     if summary["missing_shards"]:

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
-import pandas as pd
-import webdataset as wds
-from webdataset.tariterators import base_plus_ext
-
 from aloe.io import atomic_path
+
+# pandas and webdataset (the workflow extra) are imported where they are used: the model API
+# imports this module through aloe.data.eval_loader's view definitions and reads no shards
 
 INDEX_SUFFIX = ".parquet"
 END_OF_ARCHIVE = tarfile.BLOCKSIZE * 2
@@ -50,6 +49,8 @@ def read_index(shard: str | os.PathLike) -> list[str] | None:
     path = index_path(shard)
     if not path.is_file():
         return None
+    import pandas as pd
+
     try:
         frame = pd.read_parquet(path, columns=["key", "status"])
     except Exception as exn:
@@ -59,6 +60,8 @@ def read_index(shard: str | os.PathLike) -> list[str] | None:
 
 def write_index(shard: str | os.PathLike, keys: Iterable[str]) -> Path:
     """Write ``<shard>.parquet`` listing ``keys`` with status "success" (atomically)."""
+    import pandas as pd
+
     path = index_path(shard)
     frame = pd.DataFrame({"key": sorted(keys)}, dtype=str)
     frame["status"] = "success"
@@ -69,6 +72,8 @@ def write_index(shard: str | os.PathLike, keys: Iterable[str]) -> Path:
 
 def scan_tar(path: str | os.PathLike) -> TarScan:
     """Members of ``path`` by key from its headers; see the module docstring."""
+    from webdataset.tariterators import base_plus_ext
+
     scan = TarScan()
     try:
         size = os.path.getsize(path)
@@ -124,6 +129,8 @@ def write_indexed_shards(
 
     Yields (shard name, keys) per finished shard. Tars have reproducible headers (mtime 0).
     """
+    import webdataset as wds
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shard, keys, sink = 0, [], None

@@ -25,8 +25,6 @@ import os
 from pathlib import Path
 from typing import Any, Collection, Iterable, Iterator
 
-from braceexpand import braceexpand
-
 from aloe.data.damage import SkipCounter
 from aloe.data.shard_index import read_index, read_members, scan_tar
 from aloe.data.shards import IMAGE_EXTENSIONS
@@ -44,6 +42,8 @@ def resolve_shards(shards: "str | os.PathLike | Iterable[str | os.PathLike]", ke
         if not found:
             raise FileNotFoundError(f"config key '{key}': no *.tar shards in {specs[0]}")
         return found
+    from braceexpand import braceexpand  # webdataset's dependency (the workflow extra)
+
     out = sorted(s for spec in specs for s in braceexpand(str(spec)))
     if not out:
         raise ValueError(f"config key '{key}': the shard list is empty")

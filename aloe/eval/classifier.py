@@ -6,11 +6,10 @@ import os
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from torch import nn
 
 from aloe.bcos import BcosLinear
-from aloe.models.backbones import checkpoint_checksum
+from aloe.models.heads import load_head as read_head
 
 HEADS = ("linear", "bcos")
 
@@ -58,9 +57,6 @@ def load_head(path: str | os.PathLike, backbone_path: str | os.PathLike) -> tupl
     """A saved linear-probe head (``run_linear_probe``'s ``head_out``): (weight (D, C), bias (C,),
     kind "linear" | "bcos", metadata ``head``; files without it are linear), the arguments of
     ``ProbedClassifier``; refuses a head trained on another backbone's features (its
-    ``backbone_checksum`` metadata)."""
-    with safe_open(str(path), framework="pt") as f:
-        meta, weight, bias = f.metadata() or {}, f.get_tensor("weight"), f.get_tensor("bias")
-    if meta.get("backbone_checksum") != checkpoint_checksum(backbone_path):
-        raise ValueError(f"head {path} was trained on features of another backbone (checksum mismatch)")
-    return weight, bias, meta.get("head", "linear")
+    ``backbone_checksum`` metadata). ``aloe.models.heads.load_head`` gives the head as an object."""
+    head = read_head(path, backbone=backbone_path)
+    return head.weight, head.bias, head.kind

@@ -30,6 +30,7 @@ from torch import nn
 from aloe.eval.dense_dpt import DPTDenseHead, uncertainty_angular_loss
 from aloe.eval.dense_metrics import depth_metrics, normal_metrics
 from aloe.lr_schedule import warmup_cosine
+from aloe.progress import Progress
 
 MIN_DEPTH, MAX_DEPTH = 1e-3, 10.0  # Probe3D's depth range (the probe's output range)
 GRADIENT_STRIDES = (1, 2, 4, 6)  # Probe3D subsamples by 1, then 2 * i for i = 1, 2, 3
@@ -179,6 +180,7 @@ def train_dense_probe(
     gen = torch.Generator().manual_seed(seed)
     size = tuple(targets.shape[-2:])
     model.train()
+    progress = Progress(f"dense probe {task} ({head} head)", epochs * steps_per_epoch, unit="steps")
     for _ in range(epochs):
         for idx in torch.randperm(feats.shape[0], generator=gen).split(batch_size):
             mask = None if valid is None else valid[idx].to(device)
@@ -187,6 +189,7 @@ def train_dense_probe(
             loss.backward()
             opt.step()
             sched.step()
+            progress.update()
     return model.eval()
 
 

@@ -37,7 +37,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from aloe.bcos import explanation_to_rgba
+from aloe.bcos import explanation_to_rgba, smooth_for
 from aloe.data.eval_loader import EvalLoader
 from aloe.device import resolve_device
 from aloe.eval.classifier import ProbedClassifier, load_head
@@ -96,9 +96,7 @@ def images_by_key(dataset_dir: str, split: str, image_size: int, keys: Sequence[
 
 def bcos_rgba(weights: torch.Tensor, contributions: torch.Tensor) -> np.ndarray:
     """(H, W, 4) B-cos colour image; the smoothing kernel scales with the image (15 px at 224)."""
-    size = weights.shape[-1]
-    smooth = max(1, round(15 * size / 224)) | 1
-    return explanation_to_rgba(weights, contributions, smooth=smooth).astype(np.float32)
+    return explanation_to_rgba(weights, contributions, smooth=smooth_for(weights.shape[-1])).astype(np.float32)
 
 
 def heat_map(attribution: torch.Tensor) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 from safetensors import safe_open
 
+from aloe.progress import Progress
 from aloe.records import code_version
 from aloe.tensorfile import save_tensors, state_checksum
 
@@ -120,6 +121,7 @@ def extract_features(
     avgpool: bool = False,
     patch_blocks: Sequence[int] = (),
     device: str | torch.device = "cpu",
+    what: str = "features",
 ) -> dict[str, Any]:
     """Run ``backbone`` over batches and return fp16 features plus the batches' targets.
 
@@ -128,9 +130,11 @@ def extract_features(
     (or ``"depth"`` (N, 1, S, S) / ``"normal"`` (N, 3, S, S) in fp32 for dense batches), plus
     ``"block{i}": (N, D, h, w)`` for each requested block index i (0-based; block i's output
     is ``hidden_states[i + 1]``, before the final norm, prefix tokens dropped), and
-    ``"__keys__"``: the sample keys in order (a list of str) when the batches carry keys.
+    ``"__keys__"``: the sample keys in order (a list of str) when the batches carry keys. Progress
+    lines are logged as ``what`` (out of ``batches.num_samples`` images, when the loader says).
     """
     spec = feature_spec(last_n, avgpool, patch_blocks)
+    progress = Progress(what, getattr(batches, "num_samples", None), unit="images")
     num_prefix = int(getattr(backbone, "num_prefix_tokens", 0))
     need_hidden = last_n > 1 or bool(spec["patch_blocks"])
     chunks: dict[str, list[torch.Tensor]] = {"global": []}
@@ -149,6 +153,7 @@ def extract_features(
             h, w = _patch_grid(backbone, pixels, tokens.shape[1])
             grid = tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], h, w)
             chunks.setdefault(f"block{b}", []).append(grid.half().cpu())
+        progress.update(len(pixels))
     if not chunks["global"]:
         raise ValueError("no batches: the dataset iterable was empty")
     feats: dict[str, Any] = {k: torch.cat(v) for k, v in chunks.items()}
@@ -281,10 +286,13 @@ def cached_features(
     if Path(path).exists():
         return load_features(path, prov)
     feats = extract_features(
-        backbone, batches, last_n=last_n, avgpool=avgpool, patch_blocks=patch_blocks, device=device
+        backbone, batches, last_n=last_n, avgpool=avgpool, patch_blocks=patch_blocks, device=device,
+        what=f"features {dataset} {split}",
     )
     skipped = getattr(batches, "skipped", None)  # aloe.data loaders count damaged samples
     extra = {"skipped": skipped.as_dict()} if hasattr(skipped, "as_dict") else {}
+    if getattr(batches, "class_names", None):  # so that heads trained on it can name their classes
+        extra["class_names"] = list(batches.class_names)
     save_features(path, feats, prov, extra=extra)
     feats.pop("__keys__", None)
     return feats

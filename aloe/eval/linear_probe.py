@@ -18,6 +18,7 @@ import torch
 
 from aloe.eval.features import layout_slice
 from aloe.eval.probe_aloe_code import aloe_code_probe, bcos_head_logits
+from aloe.progress import Progress
 
 PROTOCOLS = ("dinov2", "aloe_code")
 # DINOv2's grid (13 values), the LRs of a batch of 256.
@@ -131,6 +132,7 @@ def train_heads(
     minus_one = torch.full((batch_size, n_lr, 1), -1.0, device=dev)
     ones = torch.ones(batch_size, device=dev)
     perm, pos = torch.randperm(n, generator=gen).to(dev), 0
+    progress = Progress(f"linear probe ({n_lr} LRs, {n} samples)", iterations, unit="it")
     # Few fused kernels per step (it is launch-bound on GPU). The momentum buffers hold the
     # gradient times the batch size; the 1/m is folded into the step size, which is the same update.
     for it in range(iterations):
@@ -148,6 +150,7 @@ def train_heads(
         step = 0.5 * (1.0 + math.cos(math.pi * it / iterations)) / m
         w.addcmul_(vw, lr_cols, value=-step)
         b.addcmul_(vb, lr_cols, value=-step)
+        progress.update()
     return w.view(d, n_lr, c).permute(1, 0, 2).contiguous(), b.view(n_lr, c)
 
 

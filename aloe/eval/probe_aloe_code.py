@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from aloe.bcos import BcosLinear
+from aloe.progress import Progress
 
 HEADS = ("linear", "bcos")
 
@@ -83,6 +84,7 @@ def aloe_code_probe(
     best = (-1.0, 0, 0)  # (top-1, epoch, head index)
     best_state: dict[str, torch.Tensor] = {}
     top1_by_lr = [0.0] * len(lrs)
+    progress = Progress(f"linear probe aloe_code ({head} head, {len(lrs)} LRs)", epochs, unit="epochs")
     for epoch in range(1, epochs + 1):
         perm = torch.randperm(n, generator=gen).to(dev)
         for s in range(0, n, batch_size):
@@ -99,6 +101,7 @@ def aloe_code_probe(
             if acc > best[0]:  # ties keep the earlier epoch, then the earlier LR
                 best = (acc, epoch, i)
                 best_state = {k: v.detach().cpu().clone() for k, v in h.state_dict().items()}
+        progress.update(best_top1=best[0])
     acc, epoch, i = best
     weight = best_state["weight"].T.contiguous()  # (D, C), as the dinov2 heads
     bias = best_state.get("bias", torch.zeros(num_classes))

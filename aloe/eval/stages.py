@@ -8,6 +8,7 @@ B-cosified or ALOE-aligned; heads by ``aloe.eval.classifier.load_head``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Any, Mapping, Sequence
@@ -21,7 +22,7 @@ from aloe.eval.classifier import ProbedClassifier, load_head
 from aloe.eval.explanation_panels import run_explanation_panels as _explanation_panels
 from aloe.eval.deletion import deletion_curve, deletion_fractions
 from aloe.eval.dense import evaluate_dense_probe
-from aloe.eval.features import cached_features, load_features, pooled_feature, read_provenance
+from aloe.eval.features import cached_features, load_features, pooled_feature, read_metadata, read_provenance
 from aloe.eval.gridpg import CONFIDENCE, PROTOCOLS, confidence_function, evaluate_gridpg
 from aloe.eval.knn import knn_top1
 from aloe.eval.linear_probe import DINOV2_AVGPOOLS, DINOV2_N_LAST_BLOCKS, linear_probe, linear_probe_layouts
@@ -29,6 +30,7 @@ from aloe.eval.probe_aloe_code import probe_head
 from aloe.eval.zeroshot import build_siglip_classifier, zeroshot_top1
 from aloe.models import load_teacher
 from aloe.models.backbones import checkpoint_checksum, load_backbone
+from aloe.models.heads import head_metadata
 from aloe.records import MetricUnavailable, make_record, make_unavailable_record, write_records
 from aloe.tensorfile import save_tensors
 
@@ -156,9 +158,11 @@ def run_linear_probe(
                                      aloe_code=dict(aloe_code or {}), **common)
         extra = {}
     if head_out is not None:
+        classes = json.loads(read_metadata(train_features).get("extra", "{}")).get("class_names")
+        if classes is not None and len(classes) != explained.weight.shape[1]:
+            classes = None  # a cache of a subset of classes: the head's columns are not the dataset's names
         save_tensors(head_out, {"weight": explained.weight.contiguous(), "bias": explained.bias.contiguous()},
-                     metadata={"backbone_checksum": prov["backbone_checksum"], "dataset": dataset,
-                               "head": explained.head})
+                     metadata=head_metadata(prov["backbone_checksum"], dataset, explained.head, classes))
     params = {**r.params, "best_lr": r.best_lr, **extra, "feature_spec": spec, "num_test": int(test["labels"].numel()),
               "protocols": {"linear_probe": protocol, "eval_transform": prov["preprocessing"]["transform"]}}
     rec = make_record("lp_top1", r.test_top1, backbone=backbone, variant=variant, dataset=dataset, params=params)

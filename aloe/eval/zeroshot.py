@@ -47,7 +47,7 @@ def siglip_text_embeddings(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
 ) -> torch.Tensor:
-    """(C, T, D) text embeddings from a HF SiglipModel: canonicalised prompts
+    """(C, T, D) text embeddings from a HF SiglipModel (or its SiglipTextModel): canonicalised prompts
     (``aloe.data.zero_shot.canonicalize_text``: lowercase, punctuation deleted, whitespace
     collapsed, as SigLIP's evaluation cleans text), padding="max_length".
 
@@ -57,13 +57,14 @@ def siglip_text_embeddings(
     if not class_names or not templates:
         raise ValueError("zero-shot needs at least one class name and one template")
     texts = [canonicalize_text(p) for row in format_prompts(list(class_names), list(templates)) for p in row]
+    encode = getattr(model, "get_text_features", model)  # a SiglipTextModel is its own text encoder
     out = []
     for s in range(0, len(texts), batch_size):
         ids = tokenizer(
             texts[s : s + batch_size], padding="max_length", max_length=max_length,
             truncation=True, return_tensors="pt",
         )["input_ids"]
-        out.append(model.get_text_features(input_ids=ids.to(device)).pooler_output.float().cpu())
+        out.append(encode(input_ids=ids.to(device)).pooler_output.float().cpu())
     return torch.cat(out).view(len(class_names), len(templates), -1)
 
 

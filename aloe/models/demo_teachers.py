@@ -43,6 +43,7 @@ from aloe.io import atomic_dir, write_json
 from aloe.models.demo_teacher_data import TEACHER_STREAMS, demo_caption_pairs, demo_labelled_images
 from aloe.models.demo_tokenizer import EOS_ID, PAD_ID, build_word_tokenizer
 from aloe.models.teacher import HALF, IMAGENET_MEAN, IMAGENET_STD
+from aloe.progress import Progress
 
 DEMO_FAMILIES = ("vit", "dinov3", "siglip")
 NORMALISATION = {"vit": (HALF, HALF), "dinov3": (IMAGENET_MEAN, IMAGENET_STD), "siglip": (HALF, HALF)}
@@ -103,6 +104,7 @@ def _fit(step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], params
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     batch_size = min(batch_size, n)
     order, pos, losses = torch.randperm(n, generator=gen), 0, []
+    progress = Progress("teacher training", steps, unit="steps")
     for _ in range(steps):
         if pos + batch_size > n:
             order, pos = torch.randperm(n, generator=gen), 0
@@ -118,6 +120,7 @@ def _fit(step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], params
         opt.step()
         sched.step()
         losses.append(loss.item())
+        progress.update(loss=losses[-1])
     return losses
 
 

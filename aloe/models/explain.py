@@ -4,14 +4,14 @@ contribution of the constant inputs ([CLS], registers, positions), which togethe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Optional
 
+import numpy as np
 import torch
 
 from aloe.bcos import explanation_mode, to_six_channel
 from aloe.models.outputs import EncoderOutput
 from aloe.models.pixels import check_pixels
-from aloe.models.student import BcosStudent
 
 
 @dataclass
@@ -20,16 +20,21 @@ class Explanation:
     constant: torch.Tensor  # (N,) contribution of the constant inputs
     target: torch.Tensor  # (N,) the explained value
     weights: torch.Tensor  # (N, 6, H, W) the dynamic linear map W(x)
+    rgba: Optional[np.ndarray] = None  # (N, H, W, 4) B-cos colour images (student.explain; aloe.bcos.render)
+    pixels: Optional[torch.Tensor] = None  # (N, 3, H, W) the explained input (student.explain)
 
 
-def explain(student: BcosStudent, pixels: torch.Tensor, target: Callable[[EncoderOutput], torch.Tensor]) -> Explanation:
+def explain(student: Any, pixels: torch.Tensor, target: Callable[[EncoderOutput], torch.Tensor]) -> Explanation:
     """``target`` maps the student output to one scalar per image, e.g. ``lambda o: o.pooler_output @ w``.
 
     ``pixels`` as for the student's forward: float RGB (N, 3, H, W) in [0, 1] in the weights' dtype
-    (``aloe.models.pixels``). The student has no classes of its own, so a class index is not a
-    target: put a linear head in the function (``lambda o: o.pooler_output @ head.weight[c]``).
+    (``aloe.models.pixels``). Here the student has no classes of its own, so a class index is not
+    a target: put a linear head in the function (``lambda o: o.pooler_output @ head.weight[c]``),
+    or call ``student.explain``, which takes class indices, text prompts and images.
     """
-    if not isinstance(student, BcosStudent):
+    # a B-cos student is what has the six-channel forward and constant inputs (checked by what it
+    # does, so that this module need not import the student, which imports it)
+    if not (callable(getattr(student, "forward_six", None)) and callable(getattr(student, "constant_inputs", None))):
         raise TypeError(f"explain() needs a B-cos student, got {type(student).__name__}; "
                         "explain a conventional teacher with a post-hoc method instead")
     if not callable(target):

@@ -20,14 +20,20 @@ def rope_inv_freq(head_dim: int, theta: float) -> torch.Tensor:
     return 1.0 / theta ** torch.arange(0, 1, 4 / head_dim, dtype=torch.float32)
 
 
-def rope_tables(grid: int, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin tables of shape (grid², head_dim) for a square patch grid, in ``inv_freq``'s dtype.
+def rope_tables(grid: int | tuple[int, int], inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables of shape (rows * cols, head_dim) for a patch grid of ``grid`` = (rows,
+    cols) patches (an int: a square grid), patches in row-major order, in ``inv_freq``'s dtype.
 
-    Coordinates are float32 whatever the dtype, and the angles are formed in the same order as the
-    HF teacher, so a float64 student reproduces a float64 teacher to rounding (and a float32 one bit
-    for bit)."""
-    centres = (torch.arange(grid, dtype=torch.float32, device=inv_freq.device) + 0.5) / grid * 2.0 - 1.0
-    coords = torch.stack(torch.meshgrid(centres, centres, indexing="ij"), dim=-1).flatten(0, 1)  # (P, 2) as (y, x)
+    Each axis has its own coordinates in [-1, 1] (HF DINOv3's ``get_patches_center_coordinates``),
+    so any grid, square or not, is positioned as the teacher positions it. Coordinates are float32
+    whatever the dtype, and the angles are formed in the same order as the HF teacher, so a float64
+    student reproduces a float64 teacher to rounding (and a float32 one bit for bit)."""
+    rows, cols = (grid, grid) if isinstance(grid, int) else grid
+
+    def centres(n: int) -> torch.Tensor:
+        return (torch.arange(n, dtype=torch.float32, device=inv_freq.device) + 0.5) / n * 2.0 - 1.0
+
+    coords = torch.stack(torch.meshgrid(centres(rows), centres(cols), indexing="ij"), dim=-1).flatten(0, 1)  # (y, x)
     angles = (2 * math.pi * coords[:, :, None] * inv_freq[None, None, :]).flatten(1, 2).tile(2)  # (P, head_dim)
     return angles.cos(), angles.sin()
 

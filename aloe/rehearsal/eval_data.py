@@ -3,7 +3,7 @@
 ``write_eval_datasets(root, ...)`` writes, deterministically from ``seed``::
 
     root/imagenet1k/{train,val}/<wnid>/*.JPEG        manual ILSVRC layout, the 1000 real WordNet ids
-                                                     (timm's ImageNet synset list), sorted order
+                                                     (aloe/data/meta/imagenet1k_wnids.txt), sorted
     root/stanford_cars/stanford_cars/...             torchvision StanfordCars layout (.mat files via
                                                      scipy.io.savemat), 196 classes
     root/nyuv2/{train,test}/{rgb,depth,normal}/      manual NYUv2 layout: ray-cast scenes of
@@ -33,7 +33,7 @@ from aloe.data.eval_datasets import EVAL_DATASETS, TORCHVISION
 from aloe.data.folder_datasets import FOLDER_NUM_CLASSES, class_folder_name
 from aloe.data.shards import encode_jpeg, encode_npy, encode_png
 from aloe.data.synthetic_depth import render_scene
-from aloe.data.zero_shot import load_class_names
+from aloe.data.zero_shot import META_DIR, load_class_names
 from aloe.io import atomic_dir, read_json, write_json
 from aloe.rehearsal.class_images import class_image, name_stream
 
@@ -54,12 +54,11 @@ def rehearsal_class_names(name: str) -> list[str]:
 
 
 def imagenet_wnids() -> list[str]:
-    """The 1000 ILSVRC-2012 WordNet ids in sorted (label) order, from timm's shipped synset list."""
-    from timm.data import ImageNetInfo
-
-    wnids = list(ImageNetInfo().label_names())
-    if len(wnids) != 1000 or wnids != sorted(wnids):
-        raise RuntimeError("timm's ImageNet synset list is not the 1000 sorted ILSVRC-2012 WordNet ids")
+    """The 1000 ILSVRC-2012 WordNet ids in sorted (label) order, shipped as
+    ``aloe/data/meta/imagenet1k_wnids.txt`` (written once from timm 1.0.31's synset list)."""
+    wnids = (META_DIR / "imagenet1k_wnids.txt").read_text().split()
+    if len(wnids) != 1000 or wnids != sorted(set(wnids)):
+        raise RuntimeError(f"{META_DIR / 'imagenet1k_wnids.txt'} is not the 1000 sorted ILSVRC-2012 WordNet ids")
     return wnids
 
 

@@ -95,7 +95,9 @@ class RecordIndex:
         self._cells: dict[CellKey, Entry] = {}
         self.num_files = 0
         self.protocols: dict[str, set[str]] = {}  # protocol decision -> the choices the records were made with
+        self.code_versions: set[str] = set()  # of the records (aloe.records.code_version)
         for rec, source in records:
+            self.code_versions.add(str(rec.get("code_version", "unknown")))
             params = rec.get("params") or {}
             for decision, choice in (params.get("protocols") or {}).items():
                 self.protocols.setdefault(str(decision), set()).add(str(choice))

@@ -71,6 +71,7 @@ class Table:
     columns: list[str]  # plain-text column headers
     blocks: list[Block]
     protocols: dict[str, set[str]] = field(default_factory=dict)  # of the records it shows
+    code_versions: set[str] = field(default_factory=set)  # of the records it was built from
 
     def check(self) -> None:
         for block in self.blocks:

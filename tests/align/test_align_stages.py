@@ -108,3 +108,36 @@ def test_changed_data_changes_the_run_folder(teacher_dir, shards, tmp_path):
     again = alignment_job(tmp_path / "r" / "result.json", teacher=teacher_dir, teacher_depth=3, b=2, stem="linear",
                           train=cfg, shards=str(data))
     assert again.job["train"]["out_dir"] == after.job["train"]["out_dir"]
+
+
+def test_alignment_run_logs_progress_and_its_result_in_the_rule_log(teacher_dir, shards, tmp_path):
+    """A training run as the align rule runs it (a checkpointable job, here in the rule's process):
+    start, plain progress and held-out lines, and a summary of its result, once each in the log."""
+    import re
+    from pathlib import Path
+
+    from aloe.io import read_json
+    from aloe.pipeline import run_stage
+
+    train = dict(lr=3e-3, total_steps=4, warmup_steps=1, global_batch=8, micro_batch=4, progress=False, seed=0,
+                 num_workers=0, shuffle_buffer=16, eval_every=2, ckpt_every=2, device="auto")
+    result, log = tmp_path / "run" / "result.json", tmp_path / "align.log"
+    kwargs = dict(result=str(result), teacher=str(teacher_dir), teacher_depth=3, b=2, stem="linear", train=train,
+                  shards=str(Path(shards["train"][0]).parent), heldout_shards=str(Path(shards["heldout"][0]).parent))
+    launch = {"output": str(result), "resources": {}, "executor": "inprocess", "log_dir": str(tmp_path / "jobs"),
+              "checkpointable": True}
+    run_stage("aloe.align.stages:run_align_run", kwargs, launch=launch, log=str(log), label="align_run t/main/lr3e-3")
+    text = log.read_bytes().decode()
+    record = read_json(result)
+    assert "\r" not in text and record["step"] == 4
+    starts = re.findall(r"INFO aloe\.stage: align_run t/main/lr3e-3: start aloe\.align\.stages:run_align_run on .*, "
+                        r"device cpu \(\d threads?\); output .*result\.json$", text, flags=re.M)
+    assert len(starts) == 1  # the rule's and the job's log are one file here: written once
+    for step in (1, 2, 3, 4):
+        assert re.search(rf"INFO aloe\.progress: align: {step}/4 steps \({25 * step} %\), .*, loss [\d.]+$", text,
+                         flags=re.M), step
+    for step in (0, 2, 4):
+        assert re.search(rf"INFO aloe\.align\.train: align: step {step} held-out loss [\d.e-]+ \(best", text), step
+    summary = f"4 steps, best held-out loss {record['best_heldout']:.5g}"
+    assert re.search(rf"INFO aloe\.stage: align_run t/main/lr3e-3: {re.escape(summary)}, [\d.]+ (s|min)$", text,
+                     flags=re.M), text

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import shutil
 import tarfile
 
 import pandas as pd
 import pytest
 
+from aloe.data.img2dataset_output import OutputForwarder
 from aloe.data.img2dataset_stage import SuccessRateError, download_alignment_set, read_url_list_columns
 from aloe.data.synthetic_world import download_synthetic_alignment_set
 from aloe.data.tario import SkipCounter, iter_shard
+from aloe.joblog import log_to
 
 OPTIONS = dict(image_size=32, processes=1, threads=4, samples_per_shard=16, retries=0, timeout=5)
 
@@ -52,7 +56,14 @@ def test_download_counts_gate_and_resume(tiny_world, tmp_path):
     tar1 = out / "00001.tar"
     tar1.write_bytes(tar1.read_bytes()[: tar1.stat().st_size // 2])
 
-    summary = download_synthetic_alignment_set(tiny_world, out, min_success_rate=0.5, **OPTIONS)
+    with log_to(tmp_path / "rule.log"):
+        summary = download_synthetic_alignment_set(tiny_world, out, min_success_rate=0.5, **OPTIONS)
+    # img2dataset's own messages and statistics reach the stage's log as plain lines, its shard counter
+    # as progress out of the 3 shards
+    text = (tmp_path / "rule.log").read_bytes().decode()  # read_text() would turn "\r" into "\n"
+    assert "\r" not in text and "it/s]" not in text and b"\r" in (out / "img2dataset.log").read_bytes()
+    assert re.search(r"^\S+ \S+ INFO img2dataset: total +- success: [\d.]+ - failed to download", text, flags=re.M)
+    assert re.search(r"^\S+ \S+ INFO aloe\.progress: img2dataset: [1-3]/3 shards \(\d+ %\)", text, flags=re.M)
     for name, (data, mtime) in before.items():  # finished shards were not redone
         assert (out / name).read_bytes() == data and (out / name).stat().st_mtime_ns == mtime
     assert (summary["count"], summary["successes"]) == (43, 40)
@@ -104,3 +115,22 @@ def test_url_list_formats_are_counted_like_img2dataset(tmp_path):
     txt = tmp_path / "u.txt"
     txt.write_text("http://a/1.jpg\nhttp://a/2.jpg\nhttp://a/3.jpg\n")
     assert read_url_list_columns(txt, "txt") == (["url"], 3)
+
+
+def test_img2dataset_output_becomes_plain_lines_and_shard_progress(caplog):
+    """Its bytes as they come (a tqdm counter redrawn with carriage returns, text glued behind it),
+    cut at arbitrary places."""
+    stream = (b"Starting the downloading of this file\n\r0it [00:00, ?it/s]Sharding file number 1 of 1\n"
+              b"File sharded in 4 shards\n\r1it [00:10, 10.34s/it]\r2it [00:12,  5.51s/it]worker  - success: 0.998 - "
+              b"count: 500\ntotal   - success: 0.998 - count: 1000\n\r3it [00:14,  3.93s/it]\r4it [00:16,  3.11s/it]\n"
+              b"caf\xc3\xa9 done")
+    forward = OutputForwarder(shards=4)
+    with caplog.at_level(logging.INFO):
+        for i in range(0, len(stream), 7):
+            forward.feed(stream[i : i + 7])
+        forward.close()
+    assert [r.getMessage() for r in caplog.records if r.name == "img2dataset"] == [
+        "Starting the downloading of this file", "Sharding file number 1 of 1", "File sharded in 4 shards",
+        "worker  - success: 0.998 - count: 500", "total   - success: 0.998 - count: 1000", "caf\u00e9 done"]
+    progress = [r.getMessage() for r in caplog.records if r.name == "aloe.progress"]
+    assert [m.split(",")[0] for m in progress] == [f"img2dataset: {n}/4 shards ({25 * n} %)" for n in (1, 2, 3, 4)]

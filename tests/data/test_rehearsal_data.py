@@ -4,8 +4,10 @@ from the detached server."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import re
 
 import numpy as np
 import pytest
@@ -96,6 +98,19 @@ def test_imagenet_uses_the_real_wordnet_ids(rehearsal):
     assert len(train) == 1000 and train[:3] == ["n01440764", "n01443537", "n01484850"] and train[-1] == "n15075141"
     val = os.listdir(os.path.join(entries["imagenet1k"]["path"], "val", "n01443537"))
     assert val == ["ILSVRC2012_val_00000002.JPEG"]
+
+
+def test_the_shipped_wordnet_ids_are_timms_list():
+    """aloe/data/meta/imagenet1k_wnids.txt was written from timm 1.0.31's ImageNetInfo().label_names():
+    the same 1000 ids in the same (sorted) order, byte for byte."""
+    from aloe.data.zero_shot import META_DIR
+    from aloe.rehearsal.eval_data import imagenet_wnids
+
+    data = (META_DIR / "imagenet1k_wnids.txt").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == "70002b0ff5de60a3a17a82dbfcff291931f96225ddf941ad2e182fc39e183d15"
+    wnids = imagenet_wnids()
+    assert len(set(wnids)) == 1000 and wnids == sorted(wnids) and all(re.fullmatch(r"n\d{8}", w) for w in wnids)
+    assert wnids.index("n01443537") == 1 and wnids[-1] == "n15075141"
 
 
 def test_images_are_deterministic_and_class_dependent():

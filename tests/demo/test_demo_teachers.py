@@ -133,6 +133,12 @@ def test_siglip_teacher_zero_shot_through_load_teacher(trained):
     assert tok is not None and tok.padding_side == "left"
     eos = teacher.hf_model.config.text_config.eos_token_id
     assert tok("a photo of a red circle.")["input_ids"][-1] == EOS_ID == eos
+    # every special id of the saved text config lies in its vocabulary (transformers' warning about ids
+    # 49406/49407 of a 32,000-token vocabulary is about its own default SiglipTextConfig: aloe.joblog)
+    text = teacher.hf_model.config.text_config
+    ids = {k: getattr(text, k) for k in ("pad_token_id", "bos_token_id", "eos_token_id")}
+    assert ids == {"pad_token_id": PAD_ID, "bos_token_id": EOS_ID, "eos_token_id": EOS_ID}
+    assert text.vocab_size == len(tok) and max(ids.values()) < text.vocab_size
 
     images, _, labels, names = demo_caption_pairs(seed=0, stream=HELD_OUT_STREAM, num_images=300, image_size=SIZE,
                                                   num_shape_classes=SHAPES)

@@ -102,6 +102,9 @@ def test_classification_stages(dirs, world):
             assert rec["value"] * 24 / 100 == pytest.approx(round(rec["value"] * 24 / 100))  # a count of 24 tests
             assert rec["params"]["num_test"] == 24  # the tables' bold needs the test-set size
         assert read_records(root / f"{kind}_lp.json") == [lp]
+        from aloe.models import load_head as read_head
+
+        assert read_head(head).classes == ["red circle", "green square", "blue triangle", "yellow star"]
         assert lp["value"] > 25.0  # better than chance on 4 shape classes
     # a head is bound to its backbone
     with pytest.raises(ValueError, match="another backbone"):

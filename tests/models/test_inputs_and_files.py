@@ -79,13 +79,19 @@ def test_truncated_weights_and_bad_config_values_are_named(student, tmp_path):
     weights.write_bytes(data)
     config = tmp_path / "s" / "config.json"
     good = json.loads(config.read_text())
+    assert good["model_type"] == "aloe_bcos_student"
+    fields = {k: v for k, v in good.items() if k not in ("model_type", "architectures", "transformers_version")}
     for key, value, message in [("hidden_size", "abc", "'hidden_size' must be an integer, got 'abc'"),
                                 ("use_cls", 1, "'use_cls' must be true or false, got 1"),
                                 ("num_heads", 0, "'num_heads' must be >= 1, got 0"),
                                 ("eps", "small", "'eps' must be a number, got 'small'")]:
-        config.write_text(json.dumps({"aloe_student": {**good["aloe_student"], key: value}}))
-        with pytest.raises(ValueError, match=f"{config}: student config key {message}"):
-            load_student(tmp_path / "s")
+        for layout in ({**good, key: value}, {"aloe_student": {**fields, key: value}}):  # the HF and the legacy one
+            config.write_text(json.dumps(layout))
+            with pytest.raises(ValueError, match=f"{config}: student config key {message}"):
+                load_student(tmp_path / "s")
+    config.write_text(json.dumps({**good, "mystery": 1}))
+    with pytest.raises(ValueError, match=rf"{config}: unknown student config keys \['mystery'\]"):
+        load_student(tmp_path / "s")
     config.write_text("{not json")
     with pytest.raises(ValueError, match=f"{config} is not valid JSON"):
         load_student(tmp_path / "s")

@@ -10,7 +10,7 @@ import transformers as T
 IMAGE, PATCH = 32, 8
 
 
-def tiny_config(family: str, hidden: int = 32, layers: int = 3, heads: int = 2):
+def tiny_config(family: str, hidden: int = 32, layers: int = 3, heads: int = 2, text_positions: int = 16):
     common = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                   intermediate_size=2 * hidden, image_size=IMAGE, patch_size=PATCH)
     if family == "vit":
@@ -21,7 +21,8 @@ def tiny_config(family: str, hidden: int = 32, layers: int = 3, heads: int = 2):
         return T.DINOv3ViTConfig(**common, num_register_tokens=2, use_gated_mlp=True, hidden_act="silu")
     if family == "siglip":
         text = dict(hidden_size=hidden, num_hidden_layers=2, num_attention_heads=heads, intermediate_size=2 * hidden,
-                    vocab_size=64, max_position_embeddings=16, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+                    vocab_size=64, max_position_embeddings=text_positions, bos_token_id=1, eos_token_id=2,
+                    pad_token_id=0)
         return T.SiglipConfig(text_config=text, vision_config=common)
     raise ValueError(family)
 

@@ -14,7 +14,7 @@ rule align_run:
     wildcard_constraints:
         setting="main|[a-z]+-[A-Za-z0-9_.-]+",
     conda:
-        "../../envs/align.yaml"
+        "../../envs/aloe.yaml"
     resources:
         **job_resources("align"),
     params:
@@ -40,7 +40,7 @@ rule select_alignment:
     wildcard_constraints:
         variant="aloe|aloe_[A-Za-z0-9_.-]+",
     conda:
-        "../../envs/align.yaml"
+        "../../envs/aloe.yaml"
     params:
         fn="aloe.align.stages:run_select_alignment",
         kwargs={},
@@ -58,7 +58,7 @@ rule baseline_run:
     benchmark:
         "results/benchmarks/align/{teacher}/bcosification.tsv"
     conda:
-        "../../envs/align.yaml"
+        "../../envs/aloe.yaml"
     resources:
         **job_resources("align"),
     params:
@@ -79,7 +79,7 @@ rule install_baseline:
     benchmark:
         "results/benchmarks/align/install_{teacher}_bcosification.tsv"
     conda:
-        "../../envs/align.yaml"
+        "../../envs/aloe.yaml"
     params:
         fn="aloe.align.stages:run_install_baseline",
         kwargs={},

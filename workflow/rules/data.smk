@@ -10,7 +10,7 @@ rule synthetic_world:
     benchmark:
         "results/benchmarks/data/synthetic_world.tsv"
     conda:
-        "../../envs/data.yaml"
+        "../../envs/aloe.yaml"
     params:
         fn="aloe.data.stages:run_synthetic_world",
         kwargs=lambda w: dict(
@@ -40,7 +40,7 @@ rule download_alignment_set:
     benchmark:
         "results/benchmarks/data/download_{aset}.tsv"
     conda:
-        "../../envs/data.yaml"
+        "../../envs/aloe.yaml"
     resources:
         **job_resources("data"),
     params:
@@ -61,7 +61,7 @@ rule alignment_splits:
     benchmark:
         "results/benchmarks/data/splits_{aset}.tsv"
     conda:
-        "../../envs/data.yaml"
+        "../../envs/aloe.yaml"
     params:
         fn="aloe.data.stages:run_alignment_splits",
         kwargs=lambda w: dict(
@@ -85,7 +85,7 @@ rule alignment_subset:
     benchmark:
         "results/benchmarks/data/subset_{aset}_{subset}.tsv"
     conda:
-        "../../envs/data.yaml"
+        "../../envs/aloe.yaml"
     resources:
         **job_resources("data"),
     params:
@@ -109,7 +109,7 @@ rule prepare_eval_dataset:
     benchmark:
         "results/benchmarks/data/eval_{dataset}.tsv"
     conda:
-        "../../envs/data.yaml"
+        "../../envs/aloe.yaml"
     resources:
         **job_resources_by(eval_dataset_block),
     params:

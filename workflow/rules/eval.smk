@@ -15,7 +15,7 @@ rule features:
     benchmark:
         "results/benchmarks/eval/features/{teacher}/{variant}/{dataset}.tsv"
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/aloe.yaml"
     resources:
         **job_resources("features"),
     params:
@@ -53,7 +53,7 @@ rule linear_probe:
     benchmark:
         "results/benchmarks/eval/linear_probe/{teacher}/{variant}/{dataset}.tsv"
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/aloe.yaml"
     resources:
         **job_resources("probe"),
     params:
@@ -81,7 +81,7 @@ rule knn:
     benchmark:
         "results/benchmarks/eval/knn/{teacher}/{variant}/{dataset}.tsv"
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/aloe.yaml"
     resources:
         **job_resources("probe"),
     params:
@@ -109,7 +109,7 @@ rule zero_shot:
     benchmark:
         "results/benchmarks/eval/zero_shot/{teacher}/{variant}/{dataset}/{templates}.tsv"
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/aloe.yaml"
     resources:
         **job_resources("probe"),
     params:
@@ -149,7 +149,7 @@ rule dense_probe:
     benchmark:
         "results/benchmarks/eval/dense/{teacher}/{variant}/{task}.tsv"
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/aloe.yaml"
     resources:
         **job_resources("probe"),
     params:
@@ -180,7 +180,7 @@ rule gridpg:
     benchmark:
         "results/benchmarks/eval/gridpg/{teacher}/{variant}/{method}.tsv"
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/aloe.yaml"
     resources:
         **job_resources("explain"),
     params:
@@ -207,7 +207,7 @@ rule deletion:
     benchmark:
         "results/benchmarks/eval/deletion/{teacher}/{variant}/{method}.tsv"
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/aloe.yaml"
     resources:
         **job_resources("explain"),
     params:
@@ -235,7 +235,7 @@ rule explanation_panels:
     benchmark:
         "results/benchmarks/eval/explanation_panels.tsv"
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/aloe.yaml"
     resources:
         **job_resources("explain"),
     params:

@@ -9,7 +9,7 @@ rule teacher:
     benchmark:
         "results/benchmarks/models/teacher_{teacher}.tsv"
     conda:
-        "../../envs/models.yaml"
+        "../../envs/aloe.yaml"
     resources:
         **job_resources("teacher"),
     params:

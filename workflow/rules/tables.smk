@@ -7,6 +7,7 @@ rule table:
     output:
         out_csv="results/tables/{table}.csv",
         out_tex="results/tables/{table}.tex",
+        out_md="results/tables/{table}.md",
     log:
         "results/logs/tables/{table}.log",
     benchmark:
@@ -14,7 +15,7 @@ rule table:
     wildcard_constraints:
         table="|".join(TABLES),
     conda:
-        "../../envs/tables.yaml"
+        "../../envs/aloe.yaml"
     params:
         fn="aloe.tables.stages:run_table",
         kwargs=lambda w: dict(name=w.table, **table_plan(w.table)[1]),
@@ -36,7 +37,7 @@ rule plot_data_efficiency:
     benchmark:
         "results/benchmarks/tables/fig9.tsv"
     conda:
-        "../../envs/tables.yaml"
+        "../../envs/aloe.yaml"
     params:
         fn="aloe.tables.stages:run_plot_data_efficiency",
         kwargs=dict(
@@ -62,7 +63,7 @@ rule plot_gridpg_vs_accuracy:
     benchmark:
         "results/benchmarks/tables/fig1.tsv"
     conda:
-        "../../envs/tables.yaml"
+        "../../envs/aloe.yaml"
     params:
         fn="aloe.tables.stages:run_plot_gridpg_vs_accuracy",
         kwargs=dict(
@@ -86,7 +87,7 @@ rule plot_deletion_curves:
     benchmark:
         "results/benchmarks/tables/figB3.tsv"
     conda:
-        "../../envs/tables.yaml"
+        "../../envs/aloe.yaml"
     params:
         fn="aloe.tables.stages:run_plot_deletion_curves",
         kwargs=dict(backbones=STUDY["tables"]["main"]),
@@ -112,7 +113,7 @@ rule table_html:
     wildcard_constraints:
         table="|".join(TABLES),
     conda:
-        "../../envs/tables.yaml"
+        "../../envs/aloe.yaml"
     params:
         fn="aloe.tables.stages:run_table_html",
         kwargs={},
@@ -135,7 +136,7 @@ rule explanation_grid:
     benchmark:
         "results/benchmarks/tables/explanations.tsv"
     conda:
-        "../../envs/tables.yaml"
+        "../../envs/aloe.yaml"
     params:
         fn="aloe.tables.stages:run_explanation_grid",
         kwargs={},
@@ -158,7 +159,7 @@ rule pca_view:
     benchmark:
         "results/benchmarks/tables/fig1_pca.tsv"
     conda:
-        "../../envs/tables.yaml"
+        "../../envs/aloe.yaml"
     params:
         fn="aloe.tables.stages:run_pca_view",
         kwargs={},
@@ -181,7 +182,7 @@ rule zero_shot_explanations:
     benchmark:
         "results/benchmarks/tables/zero_shot_explanations.tsv"
     conda:
-        "../../envs/tables.yaml"
+        "../../envs/aloe.yaml"
     params:
         fn="aloe.tables.stages:run_zero_shot_explanations",
         kwargs={},
@@ -210,7 +211,7 @@ rule data_quality:
     benchmark:
         "results/benchmarks/tables/data_quality.tsv"
     conda:
-        "../../envs/tables.yaml"
+        "../../envs/aloe.yaml"
     params:
         fn="aloe.tables.stages:run_data_quality",
         kwargs={},
