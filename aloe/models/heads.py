@@ -1,7 +1,7 @@
 """Linear-probe heads as objects: what ``explain`` needs to turn a class index into a target.
 
 A head file is the workflow's ``results/metrics/linear_probe/{teacher}/{variant}/{dataset}.head.safetensors``
-(``aloe.eval.stages.run_linear_probe``'s ``head_out``): tensors ``weight`` (D, C) and ``bias``
+(``aloe.eval.probe_stages.run_linear_probe``'s ``head_out``): tensors ``weight`` (D, C) and ``bias``
 (C,), metadata ``head`` (kind "linear" or "bcos"; absent = linear), ``backbone_checksum`` (the
 weights whose features it was trained on) and optionally ``classes`` (a JSON list of the C class
 names, ``CLASSES_KEY``).
@@ -24,10 +24,9 @@ from safetensors import safe_open
 
 from aloe.bcos import BcosLinear, explanation_mode
 from aloe.models.checksums import checkpoint_checksum
+from aloe.head_files import CLASSES_KEY, HEAD_KINDS, head_metadata  # noqa: F401 (re-exported)
 from aloe.tensorfile import read_header
 
-HEAD_KINDS = ("linear", "bcos")
-CLASSES_KEY = "classes"
 
 
 @dataclass
@@ -109,12 +108,3 @@ def load_head(path: str | os.PathLike, backbone: str | os.PathLike | None = None
     if backbone is not None and head.backbone_checksum != checkpoint_checksum(backbone):
         raise ValueError(f"head {path} was trained on features of another backbone (checksum mismatch)")
     return head
-
-
-def head_metadata(backbone_checksum: str, dataset: str, kind: str,
-                  classes: Sequence[str] | None = None) -> dict[str, str]:
-    """The metadata a head file carries (for the writer of ``head_out``)."""
-    meta = {"backbone_checksum": backbone_checksum, "dataset": dataset, "head": kind}
-    if classes is not None:
-        meta[CLASSES_KEY] = json.dumps(list(classes))
-    return meta

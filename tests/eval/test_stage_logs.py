@@ -57,7 +57,7 @@ def test_stages_log_start_progress_and_summary_lines(tmp_path, world, bars_on):
         dataset_dir=str(world / "shapes"), dataset="shapes", batch_size=16, device="auto"),
         log=str(log), label=label, outputs=[feats["train"], feats["test"]])
     lp_out = tmp_path / "lp.json"
-    run_stage("aloe.eval.stages:run_linear_probe", dict(
+    run_stage("aloe.eval.probe_stages:run_linear_probe", dict(
         out=str(lp_out), train_features=feats["train"], test_features=feats["test"], backbone="tiny-vit",
         variant="teacher", dataset="shapes", iterations=300, batch_size=16, lrs=[0.1, 1.0, 10.0], device="cpu"),
         log=str(log), label="linear_probe tiny-vit/teacher/shapes", outputs=[str(lp_out)])
@@ -85,13 +85,14 @@ def test_stages_log_start_progress_and_summary_lines(tmp_path, world, bars_on):
     knn_out, job_log = tmp_path / "knn.json", tmp_path / "logs" / "knn.log"
     launch = {"output": str(knn_out), "resources": {"timeout_min": 5}, "executor": "local",
               "log_dir": str(tmp_path / "jobs")}
-    run_stage("aloe.eval.stages:run_knn", dict(out=str(knn_out), train_features=feats["train"],
+    run_stage("aloe.eval.probe_stages:run_knn", dict(out=str(knn_out), train_features=feats["train"],
               test_features=feats["test"], backbone="tiny-vit", variant="teacher", dataset="shapes", k=5,
               device="auto"), launch=launch, log=str(job_log), label="knn tiny-vit/teacher/shapes")
     text = job_log.read_bytes().decode()
     assert "\r" not in text
     assert re.search(rf"^{STAMP} INFO aloe\.launch\.launcher: submitted job \d+ \(attempt 1\)", text, flags=re.M)
-    start = _line(text, rf"knn tiny-vit/teacher/shapes: start aloe\.eval\.stages:run_knn on {host} \(pid (\d+)\), "
+    start = _line(text, rf"knn tiny-vit/teacher/shapes: start aloe\.eval\.probe_stages:run_knn on {host} "
+                        r"\(pid (\d+)\), "
                   r"device cpu \(\d+ threads?\); output .*knn\.json")
     assert int(start.group(1)) != pid  # written by the job's process
     _line(text, rf"knn tiny-vit/teacher/shapes: top-1 {read_records(knn_out)[0]['value']:.2f} \(k=5\), {DURATION}")
@@ -100,8 +101,10 @@ def test_stages_log_start_progress_and_summary_lines(tmp_path, world, bars_on):
 def test_a_failing_stage_logs_why_and_how_long(tmp_path):
     log = tmp_path / "rule.log"
     with pytest.raises(FileNotFoundError):
-        run_stage("aloe.eval.stages:run_knn", dict(out=str(tmp_path / "k.json"), train_features="missing.safetensors",
-                  test_features="missing.safetensors", backbone="b", variant="v", dataset="d"),
+        run_stage("aloe.eval.probe_stages:run_knn", dict(out=str(tmp_path / "k.json"),
+                                                          train_features="missing.safetensors",
+                                                          test_features="missing.safetensors", backbone="b",
+                                                          variant="v", dataset="d"),
                   log=str(log), label="knn b/v/d")
     text = log.read_bytes().decode()
     assert re.search(rf"^{STAMP} ERROR aloe\.stage: knn b/v/d: failed after {DURATION}: FileNotFoundError: ", text,
@@ -145,5 +148,5 @@ def test_summaries_of_records_files_and_unexpected_results(tmp_path):
     assert summarize("aloe.tables.stages:run_table_html", "<html>", {"out_html": str(tmp_path / "t.csv")}) == (
         f"wrote {tmp_path / 't.csv'} (1.5 kB)")
     # a summariser that meets an unexpected result says so and never fails the stage
-    assert summarize("aloe.eval.stages:run_knn", {"metric": "knn_top1"}, {}, outputs[:1]) == (
+    assert summarize("aloe.eval.probe_stages:run_knn", {"metric": "knn_top1"}, {}, outputs[:1]) == (
         f"wrote {tmp_path / 't.csv'} (1.5 kB) (no summary: KeyError: 'value')")

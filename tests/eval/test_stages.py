@@ -7,10 +7,8 @@ from aloe import bcosify
 from aloe.data.zero_shot import load_templates
 from aloe.eval.classifier import load_head
 from aloe.eval.features import ProvenanceMismatchError, load_features, read_metadata, read_provenance
-from aloe.eval.stages import (
-    run_deletion, run_dense_probe, run_extract_train_test, run_gridpg, run_knn, run_linear_probe,
-    run_zeroshot,
-)
+from aloe.eval.probe_stages import run_knn, run_linear_probe
+from aloe.eval.stages import run_deletion, run_dense_probe, run_extract_train_test, run_gridpg, run_zeroshot
 from aloe.records import RECORD_KEYS, read_records
 
 from eval_helpers import save_tiny_teacher
@@ -212,3 +210,15 @@ def test_dinov2_layout_grid_through_the_stages_on_a_shallow_backbone(dirs, world
     assert lp["params"]["head_file"]["layout"] == "last1"
     knn = run_knn(root / "grid" / "knn.json", k=5, **common)
     assert 0.0 <= knn["value"] <= 100.0
+
+
+def test_probe_stages_import_no_model_stack():
+    """A linear-probe or k-NN job starts by importing its stage module: torch and the probes only."""
+    import subprocess
+    import sys
+
+    code = ("import sys, aloe.eval.probe_stages\n"
+            "print(sorted(m for m in ('transformers', 'torchvision', 'aloe.data.eval_loader', 'aloe.models.student')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

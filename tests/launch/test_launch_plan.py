@@ -159,7 +159,7 @@ def test_packed_stages_plan_packs_and_the_per_student_bound():
         "launcher": {"executor": "slurm"}, "teachers": {},
         "resources": {"probe": {"gpus_per_node": 1, "timeout_min": 60, "pack_work_min": 10, "expected_min": 4}}}}
     students = [("teacher", "t1"), ("teacher", "t2"), ("aloe", "t1"), ("aloe", "t2")]
-    jobs = [PlannedJob("knn", "probe", "aloe.eval.stages:run_knn", {}, t,
+    jobs = [PlannedJob("knn", "probe", "aloe.eval.probe_stages:run_knn", {}, t,
                        (("variant", v),) if v == "teacher" else (("teacher", t), ("variant", v)))
             for v, t in students for _ in range(5)]
     bound = Bound()

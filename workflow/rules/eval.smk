@@ -57,7 +57,7 @@ rule linear_probe:
     resources:
         **job_resources("probe"),
     params:
-        fn="aloe.eval.stages:run_linear_probe",
+        fn="aloe.eval.probe_stages:run_linear_probe",
         kwargs=lambda w: dict(
             backbone=w.teacher,
             variant=record_variant(w.variant),
@@ -85,7 +85,7 @@ rule knn:
     resources:
         **job_resources("probe"),
     params:
-        fn="aloe.eval.stages:run_knn",
+        fn="aloe.eval.probe_stages:run_knn",
         kwargs=lambda w: dict(
             backbone=w.teacher,
             variant=record_variant(w.variant),
