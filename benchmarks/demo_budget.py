@@ -101,7 +101,7 @@ def summarise(workdir: Path, note: str = "") -> tuple[str, tuple[float, float | 
 
 def update_summary_row(t2: float, total: float | None) -> None:
     text = README.read_text()
-    shown = f"{t2:.1f} / {'not measured' if total is None else f'{total:.1f} min'}"
+    shown = f"{t2:.1f} min / {'not measured' if total is None else f'{total:.1f} min'}"
     if t2 > BUDGETS_MIN[0] or (total is not None and total > BUDGETS_MIN[1]):
         met = "no"
     else:
