@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from readme_section import README, write_section
+
+from aloe.tables.readme_block import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- demo-budget:begin -->", "<!-- demo-budget:end -->"
@@ -61,11 +62,6 @@ def stage_seconds(workdir: Path) -> dict[str, tuple[int, float]]:
         family = "/".join(rel[:2]) if rel[0] == "eval" else rel[0]
         sums[family].append(float(tsv.read_text().splitlines()[1].split("\t")[0]))
     return {k: (len(v), sum(v)) for k, v in sorted(sums.items(), key=lambda kv: -sum(kv[1]))}
-
-
-def machine() -> str:
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} CPUs, {mem:.0f} GiB, {platform.machine()}, no GPU used"
 
 
 def summarise(workdir: Path, note: str = "") -> tuple[str, tuple[float, float | None]]:

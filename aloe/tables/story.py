@@ -29,12 +29,8 @@ def _cells(csv: Path) -> pd.DataFrame:
     return df[df.status == "ok"]
 
 
-def _value(df: pd.DataFrame, backbone: str, variant: str, column: str | None = None, metric: str | None = None):
-    rows = df[(df.backbone == backbone) & (df.variant == variant) & (df.source != "paper")]
-    if column is not None:
-        rows = rows[rows.column == column]
-    if metric is not None:
-        rows = rows[rows.metric == metric]
+def _value(df: pd.DataFrame, backbone: str, variant: str, column: str):
+    rows = df[(df.backbone == backbone) & (df.variant == variant) & (df.source != "paper") & (df.column == column)]
     return float(rows.value.iloc[0]) if len(rows) else None
 
 

@@ -24,7 +24,9 @@ def _tables(root, *, aloe_lp, bcos_lp, aloe_zs, aloe_grid):
                                         params={"method": method}))
     recs["grid"].append(make_record("gridpg", aloe_grid, backbone="demo_vit", variant="aloe", dataset="shapes",
                                     params={"method": "bcos"}))
-    files = {k: write_records(root / f"{k}.json", v) and root / f"{k}.json" for k, v in recs.items()}
+    files = {k: root / f"{k}.json" for k in recs}
+    for k, v in recs.items():
+        write_records(files[k], v)
     out = root / "tables"
     for name, keys in (("table2", ["lp"]), ("table3a", ["knn"]), ("table3b", ["zs"]),
                        ("tableB6", ["lp", "knn", "grid"])):
