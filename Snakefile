@@ -29,6 +29,20 @@ config.update(validate_config(config, SCHEMA))
 report: "workflow/report/workflow.rst"
 
 
+# Jobs keep hard links of their outputs for a restart after a killed Snakemake (aloe/launch/kept.py);
+# once the workflow ends it has recorded every finished job, so the links go. (No hooks in a dry run.)
+onsuccess:
+    from aloe.launch.kept import drop_all_kept
+
+    drop_all_kept("results/jobs")
+
+
+onerror:
+    from aloe.launch.kept import drop_all_kept
+
+    drop_all_kept("results/jobs")
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/common_eval.smk"
 include: "workflow/rules/data.smk"

@@ -148,8 +148,8 @@ def run_stage(fn: str, kwargs: Mapping[str, Any], *, launch: Mapping[str, Any] |
         return StageCall(fn, dict(kwargs), outputs=[str(o) for o in outputs], env=env, label=label, log=log)()
     with log_to(log):
         from aloe.launch import launch as submit
-        from aloe.launch.kept import drop_kept, restore_outputs
-        from aloe.launch.record import call_key
+        from aloe.launch.kept import restore_outputs
+        from aloe.launch.record import call_key, read_record
 
         check_stage_name(fn)
         kwargs = dict(kwargs)
@@ -158,12 +158,16 @@ def run_stage(fn: str, kwargs: Mapping[str, Any], *, launch: Mapping[str, Any] |
         keep_dir = str(Path(launch["log_dir"]) / "kept" / call)
         stage_type = CheckpointableStage if launch.get("checkpointable", False) else StageCall
         job = stage_type(fn, kwargs, outputs=outputs, keep_dir=keep_dir, env=env, label=label, log=log)
-        restore_outputs(outputs, keep_dir)  # of a job that finished while no workflow waited for it
+        if restore_outputs(outputs, keep_dir):  # of a job that finished while no workflow recorded it
+            done = read_record(launch["output"], launch["log_dir"])
+            if done is not None and done.state == "succeeded" and done.call == call:
+                logging.getLogger(__name__).info("job %s of this call finished before the workflow recorded it: "
+                                                 "its kept outputs are used, nothing runs again", done.job_id)
+                return None
         result = submit(job, {}, output=launch["output"], resources=launch["resources"], log_dir=launch["log_dir"],
                         executor=launch["executor"], detach_on_interrupt=launch.get("detach_on_interrupt", False),
                         call=call, status_file=launch.get("status_file"), expected_min=launch.get("expected_min"))
-        drop_kept(keep_dir)
-        return result
+        return result  # the kept links stay until the workflow ends (aloe.launch.kept)
 
 
 def stage_resources(config: Mapping[str, Any], stage: str) -> dict[str, Any]:

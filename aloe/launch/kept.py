@@ -4,8 +4,12 @@ Snakemake removes the outputs of a rule that was interrupted before it runs the 
 the orchestrator died while a job ran and the job finished before the restart, its outputs are
 removed although they are complete. So the job, once its function has returned, hard-links its
 outputs into ``<log_dir>/kept/<call key>/`` (no copy, same filesystem) and marks the folder
-complete; the restarted rule puts the links back before it re-attaches to the finished job.
-The folder is removed once a rule has its outputs.
+complete; the restarted rule puts the links back and, when the job's record says it succeeded,
+uses them without running the job again.
+
+The folders stay until the workflow ends (``drop_all_kept`` from the Snakefile's ``onsuccess`` and
+``onerror``), not only until the rule returns: between a rule's return and Snakemake recording the
+job, a killed Snakemake still treats the outputs as incomplete and removes them on restart.
 """
 
 from __future__ import annotations
@@ -57,3 +61,12 @@ def restore_outputs(outputs: Sequence[str | os.PathLike], keep_dir: str | os.Pat
 
 def drop_kept(keep_dir: str | os.PathLike) -> None:
     shutil.rmtree(keep_dir, ignore_errors=True)
+
+
+def drop_all_kept(jobs_root: str | os.PathLike) -> int:
+    """Remove every ``<jobs_root>/<stage>/kept/<call>`` folder (the workflow has recorded its jobs);
+    returns how many were removed."""
+    folders = sorted(Path(jobs_root).glob("*/kept/*"))
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(folders)
